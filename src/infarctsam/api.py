@@ -1,0 +1,194 @@
+"""Python API: segment a DWI into an infarct mask with its volume.
+
+>>> from infarctsam.api import segment
+>>> result = segment("sub-01_dwi.nii.gz", "out/", adc="sub-01_adc.nii.gz")  # doctest: +SKIP
+>>> result.stats.volume_ml  # doctest: +SKIP
+
+The command line (``infarctsam segment``) is a thin layer over these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infarctsam._version import __version__
+from infarctsam.engines.base import Engine
+from infarctsam.errors import InputError
+from infarctsam.postprocess import LesionStats
+
+
+@dataclass
+class CaseResult:
+    """The result of segmenting one case.
+
+    Attributes
+    ----------
+    case_id : str
+        Identifier used in output names.
+    stats : LesionStats
+        Volume (mL), voxel count, lesion count, largest lesion.
+    files : list of Path
+        Files written.
+    summary : dict
+        The JSON summary written beside the mask.
+    """
+
+    case_id: str
+    stats: LesionStats
+    files: list[Path] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, or of the sorted files of a folder (a DICOM series)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(f.relative_to(path).as_posix().encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def load_reference(path: str | Path, dwi_grid: Any) -> np.ndarray:
+    """Read a reference lesion mask that must lie on the DWI grid and hold only 0 and 1."""
+    from infarctsam.io.volume import read_volume
+
+    ref = read_volume(path)
+    data = ref.data[..., 0] if ref.data.ndim == 4 and ref.data.shape[3] == 1 else ref.data
+    if data.ndim != 3 or not ref.with_data(data).same_grid(dwi_grid):
+        raise InputError(f"{Path(path).name}: the reference mask is not on the DWI grid")
+    values = np.unique(data[np.isfinite(data)])
+    if values.size and (values.min() < 0 or values.max() > 1 or not np.all(np.isin(values, [0, 1]))):
+        raise InputError(f"{Path(path).name}: the reference mask must hold only 0 and 1 (found labels up to "
+                         f"{values.max():g})")
+    return (np.nan_to_num(data) > 0).astype(np.uint8)
+
+
+def segment(
+    dwi: str | Path,
+    output: str | Path,
+    *,
+    adc: str | Path | None = None,
+    engine: str | Engine = "auto",
+    weights: str | Path | None = None,
+    reference: str | Path | None = None,
+    bval: str | Path | None = None,
+    bids: bool = False,
+    save_probability: bool = False,
+    qc: bool = True,
+    case_id: str | None = None,
+    device: str = "cpu",
+) -> CaseResult:
+    """Segment the infarct on one DWI and write the outputs.
+
+    Parameters
+    ----------
+    dwi : str or Path
+        DWI image: NIfTI, MetaImage or a DICOM folder; 3D, or 4D with b-values.
+    output : str or Path
+        Output folder.
+    adc : str or Path, optional
+        ADC map in any unit, on any overlapping grid.
+    engine : str or Engine
+        ``auto``, ``threshold`` or ``sam``, or an already built engine (loaded once for many cases).
+    weights : str or Path, optional
+        Weights for the ``sam`` engine.
+    reference : str or Path, optional
+        Reference lesion mask on the DWI grid: adds Dice to the JSON and TP/FP/FN colours to the QC picture.
+    bval : str or Path, optional
+        b-values for a 4D DWI when no sidecar is present.
+    bids : bool
+        BIDS-derivatives naming.
+    save_probability : bool
+        Also write the lesion probability map.
+    qc : bool
+        Write the QC montage.
+    case_id : str, optional
+        Output name; derived from the DWI file name by default.
+    device : str
+        ``cpu`` or ``cuda`` for learned engines.
+
+    Returns
+    -------
+    CaseResult
+    """
+    from infarctsam.engines import load_engine
+    from infarctsam.io.dataset import case_id_from_path, parse_entities, safe_id
+    from infarctsam.io.dwi import load_adc, load_dwi
+    from infarctsam.outputs.case import case_paths, check_writable, dataset_description, write_case
+    from infarctsam.outputs.qc import render_montage
+    from infarctsam.postprocess import binarize, lesion_stats
+    from infarctsam.preprocess import preprocess
+
+    t0 = time.perf_counter()
+    outdir = Path(output)
+    dwi_path = Path(dwi)
+    check_writable(outdir)
+    eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device)
+    case = safe_id(case_id) if case_id else case_id_from_path(dwi_path)
+    ent = parse_entities(dwi_path.name)
+    subject = ent.get("sub") or re.sub(r"[^A-Za-z0-9]", "", case)  # BIDS naming needs a subject label
+    paths = case_paths(outdir, case, bids=bids, subject=subject, session=ent.get("ses"))
+
+    dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
+    adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
+    ref = load_reference(reference, dwi_vol) if reference is not None else None
+    pre = preprocess(dwi_vol, adc_vol)
+    prob = eng.predict(pre)
+    mask_c = binarize(prob, pre.brain, eng.threshold, eng.min_lesion_ml, pre.voxel_ml)
+    mask = pre.to_input(mask_c)
+    stats = lesion_stats(mask, dwi_vol.voxel_volume_ml)
+    info = eng.info
+    summary: dict[str, Any] = {
+        "case": case,
+        "volume_ml": round(stats.volume_ml, 4),
+        **{k: v for k, v in asdict(stats).items() if k != "volume_ml"},
+        "engine": info.name,
+        "weights": info.weights,
+        "engine_config": info.config,
+        "inputs": {
+            "dwi": {"path": str(dwi_path), "sha256": file_sha256(dwi_path), "used": dwi_info.describe(),
+                    "b_value": dwi_info.b_value, "shape": list(dwi_vol.shape),
+                    "spacing_mm": [round(s, 4) for s in dwi_vol.spacing]},
+            "adc": None if adc is None else {"path": str(adc), "sha256": file_sha256(adc),
+                                             "unit_detected": adc_vol.meta["adc_unit"],
+                                             "resampled_to_dwi": adc_vol.meta["adc_resampled"]},
+        },
+        "brain_volume_ml": round(float(pre.brain.sum() * pre.voxel_ml), 2),
+        "software": {"name": "infarctsam", "version": __version__},
+    }
+    if ref is not None:
+        summary["reference"] = _reference_summary(mask, ref, dwi_vol.affine, reference)
+    qc_png = None
+    if qc:
+        ref_c = pre.reorient.to_canonical(ref) if ref is not None else None
+        title = f"{case}  {stats.volume_ml:.2f} mL, {stats.lesion_count} lesion(s), engine {info.name}"
+        qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title)
+    summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    prob_in = pre.to_input(prob) if save_probability else None
+    files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in)
+    if bids:
+        desc = outdir / "dataset_description.json"
+        if not desc.exists():
+            from infarctsam.io.atomic import write_json
+
+            write_json(desc, dataset_description(info.name))
+    return CaseResult(case_id=case, stats=stats, files=files, summary=summary)
+
+
+def _reference_summary(mask: np.ndarray, ref: np.ndarray, affine: np.ndarray, path: str | Path) -> dict[str, Any]:
+    from infarctsam.metrics import case_metrics
+
+    m = asdict(case_metrics(ref, mask, affine))
+    return {"path": str(path), **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}}

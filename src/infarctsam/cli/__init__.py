@@ -1,0 +1,54 @@
+"""The ``infarctsam`` command line: a thin layer over :mod:`infarctsam.api`.
+
+Each command lives in its own module and imports heavy libraries only when it runs, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from infarctsam._version import __version__
+from infarctsam.cli import common
+
+app = typer.Typer(
+    name="infarctsam",
+    help="Prompt-free follow-up infarct volume (FIV) on diffusion-weighted MRI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"infarctsam {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for unexpected errors."),
+) -> None:
+    """Prompt-free follow-up infarct volume (FIV) on diffusion-weighted MRI."""
+    import logging
+
+    common.STATE.debug = debug
+    # nibabel logs header repairs as warnings; our own checks report real problems in one line.
+    logging.getLogger("nibabel").setLevel(logging.ERROR)
+
+
+def _register() -> None:
+    from infarctsam.cli import evaluate, segment, synth, weights
+
+    for module in (segment, evaluate, weights, synth):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

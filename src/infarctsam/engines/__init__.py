@@ -1,0 +1,56 @@
+"""Segmentation engines and their registry.
+
+``threshold`` is weight-free (always available). ``sam`` is the SAM2-compatible prompt-free model; it needs
+weights: a file passed by the user, or the default model installed with the package. ``auto`` picks ``sam`` when
+default weights are installed, else ``threshold``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infarctsam.engines.base import Engine, EngineInfo
+from infarctsam.errors import ConfigError
+
+ENGINES = ("auto", "threshold", "sam")
+
+
+def default_weights_path() -> Path | None:
+    """The default model shipped inside the package, or None when not installed."""
+    from importlib import resources
+
+    try:
+        path = Path(str(resources.files("infarctsam") / "weights" / "default.safetensors"))
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    return path if path.is_file() else None
+
+
+def load_engine(name: str = "auto", weights: str | Path | None = None, device: str = "cpu") -> Engine:
+    """Build an engine by name.
+
+    Parameters
+    ----------
+    name : str
+        ``auto``, ``threshold`` or ``sam``.
+    weights : str or Path, optional
+        Weights file for ``sam`` (our ``.safetensors`` format, or a SAM 2.1 / MedSAM2 ``.pt``).
+    device : str
+        ``cpu`` or ``cuda``.
+    """
+    if name not in ENGINES:
+        raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    if name == "auto":
+        name = "sam" if (weights is not None or default_weights_path() is not None) else "threshold"
+    if name == "threshold":
+        if weights is not None:
+            raise ConfigError("the threshold engine takes no weights; use --engine sam with --weights")
+        from infarctsam.engines.threshold import ThresholdEngine
+
+        return ThresholdEngine()
+    from infarctsam.engines.sam import SamEngine
+
+    return SamEngine.from_weights(weights, device=device)
+
+
+__all__ = ["ENGINES", "Engine", "EngineInfo", "default_weights_path", "load_engine"]

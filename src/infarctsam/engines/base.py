@@ -1,0 +1,50 @@
+"""The engine interface: a preprocessed case in, a lesion probability volume out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from infarctsam.preprocess.pipeline import Preprocessed
+
+
+@dataclass
+class EngineInfo:
+    """What ran: recorded in every output JSON.
+
+    Attributes
+    ----------
+    name : str
+        Engine name (``threshold``, ``sam``).
+    weights : str
+        Weights identifier (file name and sha256 prefix) or ``none`` for weight-free engines.
+    config : dict
+        The engine's parameters.
+    """
+
+    name: str
+    weights: str = "none"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(ABC):
+    """Base class of segmentation engines.
+
+    Subclasses implement :meth:`predict`. ``threshold`` is the probability above which a voxel is lesion and
+    ``min_lesion_ml`` the size under which connected components are removed by post-processing.
+    """
+
+    threshold: float = 0.5
+    min_lesion_ml: float = 0.05
+
+    @property
+    @abstractmethod
+    def info(self) -> EngineInfo:
+        """Name, weights and configuration of this engine."""
+
+    @abstractmethod
+    def predict(self, case: Preprocessed) -> np.ndarray:
+        """Lesion probability in [0, 1] on the canonical grid of ``case`` (float32, same shape as ``case.dwi``)."""

@@ -1,0 +1,232 @@
+"""Loading diffusion-weighted images and ADC maps.
+
+* DWI may be 3D, 4D with a trailing singleton, or 4D with several b-values. The b-values come from an explicit
+  ``.bval`` file, a ``.bval`` beside the image, or a BIDS JSON sidecar. The volume(s) at the b-value closest to
+  1000 s/mm^2 are used (several directions at that b are combined into the trace image, their geometric mean).
+* ADC may be stored in mm^2/s (~1e-3), x10^-3 mm^2/s (~1) or x10^-6 mm^2/s (~1000). The unit is detected from the
+  median of the positive voxels and the map is converted to x10^-6 mm^2/s. An ADC on another grid is resampled onto
+  the DWI grid through world coordinates; an ADC that does not cover the DWI is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from infarctsam.errors import InputError
+from infarctsam.io.volume import Volume, read_volume, strip_image_suffix
+
+TARGET_B = 1000.0
+ADC_UNITS = {"mm2/s": 1e6, "1e-3 mm2/s": 1e3, "1e-6 mm2/s": 1.0}
+
+
+@dataclass(frozen=True)
+class DwiInfo:
+    """Which part of the input DWI was used.
+
+    Attributes
+    ----------
+    b_value : float or None
+        The b-value of the volume used (None when the file does not say).
+    n_volumes : int
+        Number of volumes in the input (1 for a 3D image).
+    used_volumes : tuple of int
+        Indices of the volumes combined (geometric mean) into the image used.
+    b_source : str
+        Where the b-value came from ('bval file', 'json sidecar', 'none').
+    """
+
+    b_value: float | None
+    n_volumes: int
+    used_volumes: tuple[int, ...]
+    b_source: str
+
+    def describe(self) -> str:
+        """One human-readable line."""
+        b = "unknown b-value" if self.b_value is None else f"b={self.b_value:g}"
+        if self.n_volumes == 1:
+            return f"3D DWI, {b} ({self.b_source})"
+        vols = ", ".join(str(i) for i in self.used_volumes)
+        return f"volume(s) {vols} of {self.n_volumes}, {b} ({self.b_source})"
+
+
+def sidecar(path: Path, suffix: str) -> Path | None:
+    """The file beside ``path`` with the same stem and ``suffix`` (``.json``, ``.bval``), if it exists."""
+    if path.is_dir():
+        return None
+    cand = path.with_name(strip_image_suffix(path.name) + suffix)
+    return cand if cand.is_file() else None
+
+
+def _read_bvals(path: Path) -> np.ndarray:
+    try:
+        values = np.array([float(x) for x in path.read_text().split()], dtype=float)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path.name}: not a readable .bval file ({exc})") from exc
+    if values.size == 0:
+        raise InputError(f"{path.name}: the .bval file is empty")
+    return values
+
+
+def _json_bvals(path: Path) -> np.ndarray | None:
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    for key in ("DiffusionBValue", "bval", "bvals", "BValues"):
+        if key in meta and meta[key] is not None:
+            return np.atleast_1d(np.asarray(meta[key], dtype=float))
+    return None
+
+
+def load_dwi(path: str | Path, bval: str | Path | None = None) -> tuple[Volume, DwiInfo]:
+    """Read a DWI and reduce it to the 3D image at the b-value closest to 1000.
+
+    Parameters
+    ----------
+    path : str or Path
+        DWI image (NIfTI, MetaImage or DICOM folder), 3D or 4D.
+    bval : str or Path, optional
+        An FSL-style ``.bval`` file; by default one beside the image or a BIDS JSON sidecar is used.
+
+    Returns
+    -------
+    (Volume, DwiInfo)
+        The 3D DWI (float32, header kept for writing outputs) and what was used.
+    """
+    path = Path(path)
+    vol = read_volume(path)
+    data = vol.data
+    bvals, source = None, "none"
+    if bval is not None:
+        bvals, source = _read_bvals(Path(bval)), "bval file"
+    elif (bv := sidecar(path, ".bval")) is not None:
+        bvals, source = _read_bvals(bv), "bval file"
+    elif (js := sidecar(path, ".json")) is not None and (jb := _json_bvals(js)) is not None:
+        bvals, source = jb, "json sidecar"
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim == 3:
+        b = float(bvals[0]) if bvals is not None and bvals.size == 1 else None
+        info = DwiInfo(b_value=b, n_volumes=1, used_volumes=(0,), b_source=source if b is not None else "none")
+        out = vol.with_data(np.asarray(data, dtype=np.float32))
+    else:
+        n = data.shape[3]
+        if bvals is None:
+            raise InputError(
+                f"{path.name}: 4D DWI with {n} volumes but no b-values; pass --bval FILE or give a JSON sidecar"
+            )
+        if bvals.size != n:
+            raise InputError(f"{path.name}: {n} volumes but {bvals.size} b-values")
+        best = float(bvals[np.argmin(np.abs(bvals - TARGET_B))])
+        idx = tuple(int(i) for i in np.flatnonzero(np.isclose(bvals, best, rtol=0.02, atol=5.0)))
+        sel = np.asarray(data[..., list(idx)], dtype=np.float64)
+        # Trace image: geometric mean of the diffusion directions at that b-value.
+        trace = np.exp(np.mean(np.log(np.clip(sel, 1e-6, None)), axis=-1)) if len(idx) > 1 else sel[..., 0]
+        trace[np.all(sel <= 0, axis=-1)] = 0.0
+        info = DwiInfo(b_value=best, n_volumes=n, used_volumes=idx, b_source=source)
+        out = vol.with_data(trace.astype(np.float32))
+    check_intensities(out.data, path.name, "DWI")
+    out.meta.update({"dwi": info.describe(), "b_value": info.b_value})
+    return out, info
+
+
+def check_intensities(data: np.ndarray, name: str, what: str) -> None:
+    """Refuse all-NaN, all-zero, constant or negative-only images with one clear line."""
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise InputError(f"{name}: the {what} holds no finite values (all NaN or infinite)")
+    vals = data[finite]
+    if not np.any(vals != 0):
+        raise InputError(f"{name}: the {what} is all zero")
+    if float(vals.max()) == float(vals.min()):
+        raise InputError(f"{name}: the {what} is constant ({float(vals.max()):g} everywhere)")
+    if float(vals.max()) <= 0:
+        raise InputError(f"{name}: the {what} has no positive values")
+
+
+def detect_adc_unit(values: np.ndarray) -> str:
+    """Guess the ADC unit from the median of positive, finite voxels.
+
+    Returns one of ``'mm2/s'`` (median below 0.05), ``'1e-3 mm2/s'`` (below 20) or ``'1e-6 mm2/s'``.
+    """
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size == 0:
+        raise InputError("the ADC holds no positive values")
+    med = float(np.median(v))
+    if med < 0.05:
+        return "mm2/s"
+    if med < 20:
+        return "1e-3 mm2/s"
+    return "1e-6 mm2/s"
+
+
+def load_adc(path: str | Path, dwi: Volume, min_overlap: float = 0.5) -> Volume:
+    """Read an ADC map, convert it to x10^-6 mm^2/s and put it on the DWI grid.
+
+    Parameters
+    ----------
+    path : str or Path
+        ADC image in any of the supported formats and units.
+    dwi : Volume
+        The DWI whose grid the ADC must match.
+    min_overlap : float
+        Smallest fraction of DWI voxels that must lie inside the ADC's field of view when resampling is needed.
+
+    Returns
+    -------
+    Volume
+        ADC on the DWI grid, float32, x10^-6 mm^2/s, with ``meta['adc_unit']`` and ``meta['adc_resampled']``.
+    """
+    path = Path(path)
+    adc = read_volume(path)
+    data = adc.data
+    if data.ndim == 4:
+        if data.shape[3] != 1:
+            raise InputError(f"{path.name}: the ADC must be a 3D image, got {data.shape[3]} volumes")
+        data = data[..., 0]
+    adc = adc.with_data(np.asarray(data, dtype=np.float32))
+    check_intensities(adc.data, path.name, "ADC")
+    unit = detect_adc_unit(adc.data)
+    scaled = np.nan_to_num(adc.data.astype(np.float64) * ADC_UNITS[unit], nan=0.0, posinf=0.0, neginf=0.0)
+    resampled = False
+    if adc.same_grid(dwi):
+        out = scaled
+    else:
+        out, inside = resample_to_grid(scaled, adc.affine, dwi.spatial_shape, dwi.affine)
+        frac = float(inside.mean())
+        if frac < min_overlap:
+            raise InputError(
+                f"{path.name}: the ADC does not overlap the DWI (only {100 * frac:.0f}% of DWI voxels lie inside it)"
+            )
+        resampled = True
+    return Volume(
+        data=out.astype(np.float32),
+        affine=dwi.affine.copy(),
+        header=None,
+        source=path,
+        meta={"adc_unit": unit, "adc_resampled": resampled},
+    )
+
+
+def resample_to_grid(
+    data: np.ndarray, src_affine: np.ndarray, dst_shape: tuple[int, int, int], dst_affine: np.ndarray, order: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample ``data`` onto another grid through world coordinates.
+
+    Returns the resampled array (0 outside the source) and a boolean array of the destination voxels that fall
+    inside the source field of view.
+    """
+    from scipy.ndimage import map_coordinates
+
+    vox2vox = np.linalg.inv(src_affine) @ dst_affine
+    grid = np.indices(dst_shape, dtype=np.float64).reshape(3, -1)
+    coords = vox2vox[:3, :3] @ grid + vox2vox[:3, 3:4]
+    shape = np.array(data.shape[:3])[:, None]
+    inside = np.all((coords >= -0.5) & (coords <= shape - 0.5), axis=0)
+    out = map_coordinates(data, coords, order=order, mode="nearest", prefilter=False)
+    out[~inside] = 0.0
+    return out.reshape(dst_shape), inside.reshape(dst_shape)

@@ -1,0 +1,1 @@
+"""Outputs: lesion mask on the input grid, JSON summary, QC montage, BIDS-derivatives naming."""
