@@ -1,63 +1,11 @@
-"""Shared fixtures: small synthetic volumes with flipped, anisotropic, oblique affines; the bundled real case."""
+"""Shared fixtures (helpers live in synthetic_cases.py, importable from every test folder)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-EXAMPLE = REPO / "examples" / "isles22-sub-strokecase0009"
-EXAMPLE_STEM = EXAMPLE / "sub-strokecase0009_ses-0001"
-
-
-def oblique_affine(spacing=(1.5, 1.2, 4.0), angle_deg=12.0, flip=(True, False, False), origin=(-90, 110, -40)):
-    """A voxel-to-world affine with flipped axes, anisotropic spacing and an in-plane rotation."""
-    a = np.deg2rad(angle_deg)
-    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    signs = np.array([-1.0 if f else 1.0 for f in flip])
-    aff = np.eye(4)
-    aff[:3, :3] = rot @ np.diag(np.asarray(spacing) * signs)
-    aff[:3, 3] = origin
-    return aff
-
-
-def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, qcode: int = 1, scode: int = 1) -> Path:
-    import nibabel as nib
-
-    img = nib.Nifti1Image(np.asarray(data), affine)
-    img.set_qform(affine, code=qcode)
-    img.set_sform(affine, code=scode)
-    nib.save(img, str(path))
-    return path
-
-
-def head_phantom(shape=(40, 44, 16), spacing=(3.0, 3.0, 6.0), scalp=True, lesion=True, seed=0):
-    """Ellipsoid 'brain' (DWI ~100, ADC ~800) with ventricles, an optional scalp shell and a bright low-ADC lesion."""
-    rng = np.random.default_rng(seed)
-    idx = np.indices(shape).astype(float)
-    c = [(s - 1) / 2 for s in shape]
-    r = sum(((idx[i] - c[i]) * spacing[i] / (0.36 * shape[i] * spacing[i])) ** 2 for i in range(3))
-    brain = r <= 1.0
-    dwi = np.where(brain, 100.0, 0.0)
-    adc = np.where(brain, 800.0, 0.0)
-    vent = sum(((idx[i] - c[i]) * spacing[i] / (0.08 * shape[i] * spacing[i] + 4)) ** 2 for i in range(3)) <= 1
-    dwi[vent] = 30.0
-    adc[vent] = 3000.0
-    les = np.zeros(shape, bool)
-    if lesion:
-        lc = [c[0] + 0.18 * shape[0], c[1], c[2]]
-        les = sum(((idx[i] - lc[i]) * spacing[i] / 9.0) ** 2 for i in range(3)) <= 1
-        dwi[les] = 220.0
-        adc[les] = 450.0
-    if scalp:
-        shell = (r > 1.35) & (r <= 1.6)
-        dwi[shell] = 45.0
-    dwi = dwi + rng.normal(0, 3.0, shape)
-    dwi = np.abs(dwi) if scalp else np.where(brain, np.abs(dwi), 0.0)
-    return dwi.astype(np.float32), adc.astype(np.float32), brain, les
+from synthetic_cases import SHARED, head_phantom, oblique_affine, save_nifti
 
 
 @pytest.fixture

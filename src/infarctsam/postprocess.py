@@ -6,16 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_CONN26 = np.ones((3, 3, 3), dtype=bool)
+from infarctsam.metrics import label_lesions
 
-
-def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Connected components with 26-connectivity: (labels, count)."""
-    from scipy import ndimage as ndi
-
-    lab, n = ndi.label(mask, structure=_CONN26)
-    return lab, int(n)
-
+__all__ = ["LesionStats", "binarize", "label_lesions", "lesion_stats"]
 
 def binarize(
     prob: np.ndarray, brain: np.ndarray, threshold: float, min_lesion_ml: float, voxel_ml: float

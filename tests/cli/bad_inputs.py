@@ -15,7 +15,7 @@ import numpy as np
 
 
 def _good(folder: Path, name: str = "good_dwi.nii.gz") -> Path:
-    from conftest import head_phantom, save_nifti
+    from synthetic_cases import head_phantom, save_nifti
 
     dwi, _, _, _ = head_phantom(shape=(24, 26, 10), spacing=(3.0, 3.0, 6.0), scalp=False)
     return save_nifti(folder / name, dwi, np.diag([3.0, 3.0, 6.0, 1.0]))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from infarctsam.cli import app
 
 from bad_inputs import BAD_INPUTS
-from conftest import EXAMPLE_STEM
+from synthetic_cases import EXAMPLE_STEM
 
 runner = CliRunner()
 

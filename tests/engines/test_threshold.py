@@ -11,7 +11,7 @@ from infarctsam.io.volume import Volume
 from infarctsam.postprocess import binarize, lesion_stats
 from infarctsam.preprocess import preprocess
 
-from conftest import EXAMPLE_STEM, head_phantom
+from synthetic_cases import EXAMPLE_STEM, head_phantom
 
 
 def _dice(a, b):

@@ -8,7 +8,7 @@ import pytest
 from infarctsam.errors import InputError
 from infarctsam.io.dataset import find_cases, parse_entities, safe_id
 
-from conftest import save_nifti
+from synthetic_cases import save_nifti
 
 
 def _img(path):

@@ -10,7 +10,7 @@ import pytest
 from infarctsam.errors import InputError
 from infarctsam.io.dwi import detect_adc_unit, load_adc, load_dwi
 
-from conftest import oblique_affine, save_nifti
+from synthetic_cases import oblique_affine, save_nifti
 
 
 def _dwi4d(tmp_path, bvals, name="sub-01_dwi"):

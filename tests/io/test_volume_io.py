@@ -10,7 +10,7 @@ from infarctsam.errors import InputError
 from infarctsam.io.volume import read_volume
 from infarctsam.io.write import write_like
 
-from conftest import oblique_affine, save_nifti
+from synthetic_cases import oblique_affine, save_nifti
 
 
 @pytest.mark.parametrize("qcode,scode", [(1, 1), (0, 2), (2, 0), (1, 4)])

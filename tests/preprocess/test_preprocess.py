@@ -12,7 +12,7 @@ from infarctsam.io.volume import Volume
 from infarctsam.preprocess import Reorient, SliceGrid, preprocess
 from infarctsam.preprocess.brain import brain_mask
 
-from conftest import head_phantom, oblique_affine
+from synthetic_cases import head_phantom, oblique_affine
 
 ORIENTATIONS = list(itertools.product([True, False], repeat=3))
 

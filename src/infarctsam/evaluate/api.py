@@ -1,0 +1,283 @@
+"""``evaluate(...)``: compare predicted infarct masks with reference masks and write the validation report."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infarctsam._version import __version__
+from infarctsam.errors import InputError
+from infarctsam.evaluate.pairing import MaskSet, Pairing, find_masks, pair_masks
+from infarctsam.evaluate.summary import Comparison, MethodStats, compare_methods, method_stats, summary_dict
+from infarctsam.io.volume import Volume, read_volume
+from infarctsam.metrics import METRIC_COLUMNS, case_metrics
+from infarctsam.stats import BA_TRANSFORMS, Table1
+
+CSV_COLUMNS = ("case", "method", *METRIC_COLUMNS, "gt_file", "pred_file")
+
+
+@dataclass
+class EvaluationResult:
+    """Everything an evaluation produced.
+
+    Attributes
+    ----------
+    cases : pandas.DataFrame
+        One row per case and method (the ``cases.csv`` columns).
+    summary : dict
+        The ``summary.json`` content.
+    methods : list of str
+        Method names, in the order given.
+    stats : list of MethodStats
+        Per-method statistics (Dice summary, ICCs, Bland-Altman with per-case arrays).
+    comparisons : list of Comparison
+        Paired Wilcoxon tests of Dice, every pair of methods.
+    pairing : Pairing
+        Matched files and the cases missing on some side.
+    table1 : Table1 or None
+        Demographics, when a clinical table was given.
+    outputs : dict
+        Output name -> path of every file written (empty without ``outdir``).
+    gt_root : Path
+        The reference folder.
+    pred_roots : dict
+        Method name -> prediction folder.
+    """
+
+    cases: Any
+    summary: dict[str, Any]
+    methods: list[str]
+    stats: list[MethodStats]
+    comparisons: list[Comparison]
+    pairing: Pairing
+    table1: Table1 | None
+    gt_root: Path
+    pred_roots: dict[str, Path]
+    ba_transform: str = "none"
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def load_mask(path: Path, label_any: bool = False) -> Volume:
+    """Read a lesion mask as a boolean volume.
+
+    Raises
+    ------
+    InputError
+        Not 3D (a 4D image with one volume is accepted), or labels other than 0/1 without ``label_any``.
+    """
+    vol = read_volume(path)
+    data = np.asarray(vol.data)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise InputError(f"{path.name}: a lesion mask must be 3D, got shape {data.shape}")
+    if label_any:
+        mask = np.nan_to_num(data.astype(np.float64, copy=False), nan=0.0) > 0
+    else:
+        binary = (data == 0) | (data == 1)
+        if not binary.all():
+            found = np.unique(data[~binary])
+            shown = ", ".join(f"{v:g}" for v in found[:5]) + (" ..." if found.size > 5 else "")
+            raise InputError(
+                f"{path}: mask holds labels other than 0/1 ({shown}); "
+                "use --label-any to treat every value > 0 as lesion"
+            )
+        mask = data == 1
+    return Volume(data=mask, affine=vol.affine, header=vol.header, source=path, meta=vol.meta)
+
+
+def _grid_detail(ref: Volume, other: Volume) -> str:
+    if ref.spatial_shape != other.spatial_shape:
+        return f"shape {ref.spatial_shape} vs {other.spatial_shape}"
+    diff = float(np.abs(ref.affine - other.affine).max())
+    return f"affine differs by up to {diff:.3g} mm"
+
+
+def _method_names(preds: Sequence[Path], names: Sequence[str] | None) -> list[str]:
+    if names:
+        if len(names) != len(preds):
+            raise InputError(
+                f"{len(names)} --name value(s) for {len(preds)} --pred folder(s); give one name per folder"
+            )
+        out = [str(n).strip() for n in names]
+    else:
+        out = [p.resolve().name or str(p) for p in preds]
+        counts = collections.Counter(out)
+        if any(c > 1 for c in counts.values()):
+            out = [f"{p.resolve().parent.name}/{p.resolve().name}" if counts[n] > 1 else n for p, n in zip(preds, out,
+                                                                                                             strict=True)]
+    if any(not n for n in out):
+        raise InputError("method names must not be empty")
+    dup = [n for n, c in collections.Counter(out).items() if c > 1]
+    if dup:
+        raise InputError(f"duplicate method name(s) {', '.join(dup)}; use --name to give each prediction a name")
+    return out
+
+
+def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
+                  progress: Callable[[str], None] | None = None) -> Any:
+    """Load every matched mask, check labels and grids, and compute the per-case metrics.
+
+    Parameters
+    ----------
+    pairing : Pairing
+        Matched files.
+    methods : list of str
+        Method names (keys of ``pairing.preds``), in report order.
+    label_any : bool
+        Treat every value > 0 as lesion.
+    progress : callable, optional
+        Receives ``[i/n] case`` before each case.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per case and method with the :data:`CSV_COLUMNS`.
+
+    Raises
+    ------
+    InputError
+        A mask with labels other than 0/1, or predictions on another grid than their reference (all such cases are
+        named in one message).
+    """
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    mismatched: list[str] = []
+    for i, case in enumerate(pairing.cases, 1):
+        if progress is not None:
+            progress(f"[{i}/{len(pairing.cases)}] {case}")
+        gt = load_mask(pairing.gt[case], label_any)
+        for name in methods:
+            pred = load_mask(pairing.preds[name][case], label_any)
+            if not gt.same_grid(pred):
+                mismatched.append(f"{case} ({name}: {_grid_detail(gt, pred)})")
+                continue
+            if mismatched:
+                continue
+            metrics = case_metrics(gt.data, pred.data, gt.affine).as_dict()
+            rows.append({"case": case, "method": name, **metrics, "gt_file": str(pairing.gt[case]),
+                         "pred_file": str(pairing.preds[name][case])})
+    if mismatched:
+        shown = "; ".join(mismatched[:8]) + (f"; and {len(mismatched) - 8} more" if len(mismatched) > 8 else "")
+        raise InputError(f"prediction grid differs from the reference (shape or affine) for {len(mismatched)} "
+                         f"case(s): {shown}; resample the predictions onto the reference grid")
+    return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+
+
+def evaluate(
+    gt: str | Path,
+    preds: Sequence[str | Path],
+    names: Sequence[str] | None = None,
+    clinical: str | Path | None = None,
+    outdir: str | Path | None = None,
+    strict: bool = False,
+    label_any: bool = False,
+    ba_transform: str = "none",
+    overlay_cases: Sequence[str] | None = None,
+    image_dir: str | Path | None = None,
+    log_axes: bool = False,
+    cohort_column: str | None = None,
+    clinical_id: str | None = None,
+    figures: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> EvaluationResult:
+    """Evaluate one or more sets of predicted infarct masks against reference masks.
+
+    Parameters
+    ----------
+    gt : str or Path
+        Reference masks: a flat folder (matched by file stem) or a BIDS / ISLES'22 root.
+    preds : sequence of str or Path
+        One folder of predicted masks per method.
+    names : sequence of str, optional
+        Method names (default: the folder names).
+    clinical : str or Path, optional
+        Clinical CSV/TSV for Table 1.
+    outdir : str or Path, optional
+        Where to write ``cases.csv``, ``summary.json``, ``summary.md``, the PNG figures and ``report.html``;
+        nothing is written when None.
+    strict : bool
+        Error when a case is missing on one side (default: list it and leave it out).
+    label_any : bool
+        Treat every value > 0 as lesion (default: labels other than 0/1 are an error).
+    ba_transform : {"none", "log", "cbrt"}
+        Scale of the Bland-Altman volume analysis.
+    overlay_cases : sequence of str, optional
+        Cases for the overlay figure (default: best, median and worst Dice of the first method).
+    image_dir : str or Path, optional
+        Folder with DWI images for overlay backgrounds (default: look for them beside the reference masks).
+    log_axes : bool
+        Logarithmic axes for the volume scatter plot.
+    cohort_column, clinical_id : str, optional
+        Cohort and identifier columns of the clinical table.
+    figures : bool
+        Draw the figures (PNG files and the images of the HTML report).
+    log : callable, optional
+        Receives one-line messages (cases missing on one side, progress).
+
+    Returns
+    -------
+    EvaluationResult
+
+    Raises
+    ------
+    InputError
+        Missing folders, no common case, differing grids, non-binary masks, bad options.
+    """
+    if not preds:
+        raise InputError("give at least one --pred folder")
+    if ba_transform not in BA_TRANSFORMS:
+        raise InputError(f"--ba-transform must be one of {', '.join(BA_TRANSFORMS)}, not {ba_transform!r}")
+    gt_root = Path(gt)
+    pred_roots = [Path(p) for p in preds]
+    methods = _method_names(pred_roots, names)
+    gt_set = find_masks(gt_root)
+    pred_sets: dict[str, MaskSet] = {n: find_masks(p) for n, p in zip(methods, pred_roots, strict=True)}
+    pairing = pair_masks(gt_set, pred_sets, strict=strict)
+    for line in pairing.missing_lines():
+        if log is not None:
+            log(line)
+    if overlay_cases:
+        unknown = [c for c in overlay_cases if c not in pairing.cases]
+        if unknown:
+            raise InputError(f"--cases: not among the evaluated cases: {', '.join(unknown[:10])}")
+    clinical_df = None
+    if clinical is not None:
+        from infarctsam.evaluate.clinical import read_clinical
+
+        clinical_df = read_clinical(clinical)
+    frame = compute_cases(pairing, methods, label_any=label_any)
+    stats = [method_stats(frame[frame["method"] == m], m, ba_transform) for m in methods]
+    comparisons = compare_methods(frame, methods)
+    table = None
+    if clinical_df is not None:
+        from infarctsam.evaluate.clinical import clinical_table1
+
+        table = clinical_table1(clinical_df, pairing.cases, id_column=clinical_id, cohort_column=cohort_column)
+    extra = {
+        "reference": str(gt_root),
+        "predictions": {m: str(p) for m, p in zip(methods, pred_roots, strict=True)},
+        "missing": pairing.missing,
+        "ba_transform": ba_transform,
+        "label_any": label_any,
+        "software": {"infarctsam": __version__},
+    }
+    result = EvaluationResult(
+        cases=frame, summary=summary_dict(len(pairing.cases), stats, comparisons, extra), methods=methods,
+        stats=stats, comparisons=comparisons, pairing=pairing, table1=table, gt_root=gt_root,
+        pred_roots=dict(zip(methods, pred_roots, strict=True)), ba_transform=ba_transform,
+    )
+    if outdir is not None:
+        from infarctsam.report import write_report
+
+        result.outputs = write_report(
+            result, Path(outdir), figures=figures, overlay_cases=list(overlay_cases or []),
+            image_dir=Path(image_dir) if image_dir else None, log_axes=log_axes, label_any=label_any,
+        )
+    return result

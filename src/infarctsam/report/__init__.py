@@ -1,0 +1,62 @@
+"""Validation report: ``cases.csv``, ``summary.json``, ``summary.md``, PNG figures and a self-contained ``report.html``.
+
+Every file is written atomically (:mod:`infarctsam.io.atomic`); ``report.html`` is written last.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infarctsam.evaluate.api import EvaluationResult
+    from infarctsam.report.figures import ReportFigure
+
+
+def make_figures(result: EvaluationResult, overlay_cases: list[str] | None = None, image_dir: Path | None = None,
+                 log_axes: bool = False, label_any: bool = False) -> list[ReportFigure]:
+    """Render every report figure (overlays, Dice, Bland-Altman, paired Dice when several methods, volume scatter)."""
+    from infarctsam.report.figures import bland_altman_plot, dice_plot, paired_dice_plot, volume_scatter
+    from infarctsam.report.overlay import overlay_figure
+
+    figs = [
+        overlay_figure(result, overlay_cases or None, image_dir=image_dir, label_any=label_any),
+        dice_plot(result),
+        bland_altman_plot(result),
+        paired_dice_plot(result),
+        volume_scatter(result, log_axes=log_axes),
+    ]
+    return [f for f in figs if f is not None]
+
+
+def write_report(result: EvaluationResult, outdir: Path, figures: bool = True, overlay_cases: list[str] | None = None,
+                 image_dir: Path | None = None, log_axes: bool = False, label_any: bool = False) -> dict[str, Path]:
+    """Write every output into ``outdir`` and return ``{name: path}``.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created or written.
+    """
+    from infarctsam.errors import OutputError
+    from infarctsam.io.atomic import atomic_path, write_json, write_text
+    from infarctsam.report.html import render_html
+    from infarctsam.report.markdown import render_markdown
+
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"output path {outdir} exists and is not a folder")
+    outputs: dict[str, Path] = {}
+    with atomic_path(outdir / "cases.csv") as tmp:
+        result.cases.to_csv(tmp, index=False, float_format="%.6g", na_rep="")
+    outputs["cases.csv"] = outdir / "cases.csv"
+    outputs["summary.json"] = write_json(outdir / "summary.json", result.summary)
+    figs = make_figures(result, overlay_cases, image_dir, log_axes, label_any) if figures else []
+    for fig in figs:
+        path = outdir / f"{fig.name}.png"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(fig.png)
+        outputs[path.name] = path
+    outputs["summary.md"] = write_text(outdir / "summary.md", render_markdown(result, figs))
+    outputs["report.html"] = write_text(outdir / "report.html", render_html(result, figs))
+    return outputs

@@ -1,0 +1,184 @@
+"""``infarctsam evaluate`` and ``infarctsam.evaluate.evaluate`` on a tiny synthetic cohort."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from evalfixtures import AFFINE, gt_mask, make_cohort, save_mask
+from typer.testing import CliRunner
+
+from infarctsam.cli.evaluate import register
+from infarctsam.errors import InputError
+from infarctsam.evaluate import evaluate
+
+REQUIRED_COLUMNS = ["case", "method", "dice", "volume_gt_ml", "volume_pred_ml", "avd_ml", "lesion_f1",
+                    "lesion_count_diff", "hd95_mm", "assd_mm", "sensitivity", "precision", "n_lesions_gt",
+                    "n_lesions_pred"]
+METHOD_KEYS = {"dice_mean", "dice_sd", "dice_median", "dice_iqr", "icc_a1", "icc_c1", "bland_altman",
+               "lesion_f1_mean", "avd_ml_mean"}
+VOXEL_ML = 0.9 * 1.1 * 3.0 / 1000
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(app)
+    return app
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(make_app(), ["evaluate", *args])
+
+
+def test_cli_writes_every_output_and_lists_missing_case(cohort: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = run_cli("--gt", str(cohort["gt"]), "--pred", str(cohort["a"]), "--pred", str(cohort["b"]),
+                  "-o", str(out))
+    assert res.exit_code == 0, res.output + res.stderr
+    assert "case05" in res.stderr and "methodA" in res.stderr  # missing case listed on stderr
+    assert "evaluated 5 cases" in res.stdout
+    for name in ("cases.csv", "summary.json", "summary.md", "report.html", "dice.png", "bland_altman.png",
+                 "paired_dice.png", "volume_scatter.png", "overlays.png"):
+        assert (out / name).is_file(), name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size < 200_000
+    assert not list(out.glob(".*"))  # no temporary files left by the atomic writes
+
+    rows = list(csv.DictReader((out / "cases.csv").open()))
+    assert list(rows[0])[: len(REQUIRED_COLUMNS)] == REQUIRED_COLUMNS
+    assert len(rows) == 10 and {r["method"] for r in rows} == {"methodA", "methodB"}
+    by = {(r["case"], r["method"]): r for r in rows}
+    # case00: reference box 3x3x2 = 18 voxels; methodA shifts it one voxel along i -> overlap 12: Dice 24/36.
+    assert float(by[("case00", "methodA")]["dice"]) == pytest.approx(24 / 36, rel=1e-5)
+    assert float(by[("case00", "methodA")]["volume_gt_ml"]) == pytest.approx(18 * VOXEL_ML, rel=1e-5)
+    assert float(by[("case00", "methodA")]["hd95_mm"]) == pytest.approx(0.9, rel=1e-5)  # one 0.9 mm voxel
+    # methodB = reference + one distant voxel: 19 voxels, lesion F1 = 1 / (1 + 1/2), count difference 1.
+    assert float(by[("case00", "methodB")]["dice"]) == pytest.approx(36 / 37, rel=1e-5)
+    assert float(by[("case00", "methodB")]["lesion_f1"]) == pytest.approx(2 / 3, rel=1e-5)
+    assert by[("case00", "methodB")]["lesion_count_diff"] == "1"
+    assert by[("case02", "methodA")]["n_lesions_gt"] == "2"
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_cases"] == 5
+    assert set(summary["methods"]) == {"methodA", "methodB"}
+    for m in summary["methods"].values():
+        assert METHOD_KEYS <= set(m)
+        assert len(m["dice_iqr"]) == 2 and set(m["icc_a1"]) >= {"value", "ci95"} and len(m["icc_c1"]["ci95"]) == 2
+        assert set(m["bland_altman"]) >= {"bias", "loa"} and len(m["bland_altman"]["loa"]) == 2
+    assert summary["methods"]["methodA"]["bland_altman"]["bias"] == pytest.approx(0.0, abs=1e-9)  # shift keeps volume
+    assert summary["methods"]["methodB"]["avd_ml_mean"] == pytest.approx(VOXEL_ML, rel=1e-5)
+    (comp,) = summary["comparisons"]
+    assert (comp["a"], comp["b"], comp["metric"]) == ("methodA", "methodB", "dice")
+    assert comp["wilcoxon_p"] == pytest.approx(0.0625)  # 5 pairs, all favour methodB: exact 2 / 2^5
+
+    md = (out / "summary.md").read_text()
+    assert "| methodA | 5 |" in md and "case05" in md and "No clinical table" in md
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5 and "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower() and 'id="table2"' in html and "case05" in html
+
+
+def test_cli_mismatched_grid_is_an_error_naming_the_case(tmp_path: Path) -> None:
+    c = make_cohort(tmp_path / "c", missing=None, mismatch=3)
+    res = run_cli("--gt", str(c["gt"]), "--pred", str(c["a"]), "-o", str(tmp_path / "out"))
+    assert res.exit_code == 2
+    assert "case03" in res.stderr and "grid" in res.stderr and "Traceback" not in res.output + res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_cli_non_binary_labels_need_label_any(tmp_path: Path) -> None:
+    c = make_cohort(tmp_path / "c", n=3, missing=None)
+    labels = gt_mask(1) * 2
+    save_mask(c["b"] / "case01.nii.gz", labels)
+    res = run_cli("--gt", str(c["gt"]), "--pred", str(c["b"]), "-o", str(tmp_path / "o1"))
+    assert res.exit_code == 2 and "case01.nii.gz" in res.stderr and "--label-any" in res.stderr
+    res = run_cli("--gt", str(c["gt"]), "--pred", str(c["b"]), "-o", str(tmp_path / "o2"), "--label-any",
+                  "--no-figures", "--name", "B")
+    assert res.exit_code == 0, res.stderr
+    rows = {r["case"]: r for r in csv.DictReader((tmp_path / "o2" / "cases.csv").open())}
+    assert float(rows["case01"]["dice"]) == pytest.approx(1.0) and rows["case01"]["method"] == "B"
+
+
+def test_cli_strict_and_option_errors(cohort: dict[str, Path], tmp_path: Path) -> None:
+    base = ["--gt", str(cohort["gt"]), "--pred", str(cohort["a"]), "-o", str(tmp_path / "o")]
+    res = run_cli(*base, "--strict")
+    assert res.exit_code == 2 and "case05" in res.stderr
+    res = run_cli(*base, "--name", "x", "--name", "y")
+    assert res.exit_code == 2 and "--name" in res.stderr
+    res = run_cli(*base, "--ba-transform", "sqrt")
+    assert res.exit_code == 2 and "--ba-transform" in res.stderr
+    res = run_cli(*base, "--cases", "case01,nope")
+    assert res.exit_code == 2 and "nope" in res.stderr
+
+
+def test_api_log_transform_clinical_cohorts_and_chosen_overlays(cohort: dict[str, Path], tmp_path: Path) -> None:
+    clinical = tmp_path / "clinical.csv"
+    clinical.write_text("case,age,sex,site\ncase00,70,M,A\ncase01,80,F,A\ncase02,60,M,B\ncase03,,F,B\n"
+                        "case04,65,M,B\ncase99,50,F,A\n")
+    messages: list[str] = []
+    res = evaluate(cohort["gt"], [cohort["b"]], names=["B"], clinical=clinical, cohort_column="site",
+                   outdir=tmp_path / "o", ba_transform="log", overlay_cases=["case01"], log_axes=True,
+                   log=messages.append)
+    assert res.summary["n_cases"] == 6 and res.methods == ["B"]
+    assert messages == []  # methodB has every case
+    ba = res.summary["methods"]["B"]["bland_altman"]
+    assert ba["transform"] == "log" and ba["bias"] > 0
+    # log ratio of (V + 1 voxel) / V averaged over references of 18, 50, 98 + 1, 18, 50, 98 voxels
+    expected = np.mean([math.log((n + 1) / n) for n in (18, 50, 99, 18, 50, 98)])
+    assert ba["bias"] == pytest.approx(expected, rel=1e-6)
+    assert res.table1 is not None and res.table1.columns == ["All (n=5)", "A (n=2)", "B (n=3)"]
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert 'id="table1"' in html and "A (n=2)" in html and "ln(mL)" in html
+    assert any("case05" in n for n in res.table1.notes)  # evaluated case without a clinical row
+    assert "paired_dice.png" not in res.outputs and "overlays.png" in res.outputs
+
+
+def test_api_without_outdir_and_flipped_grid_volumes(tmp_path: Path) -> None:
+    gt = np.zeros((6, 6, 4), dtype=np.uint8)
+    gt[1:3, 1:3, 1:3] = 1  # 8 voxels
+    flipped = AFFINE.copy()
+    flipped[:3, :3] = AFFINE[:3, [1, 0, 2]]  # permuted and flipped axes: |det| still 2.97 mm^3
+    save_mask(tmp_path / "g" / "x_msk.nii.gz", gt, flipped)
+    save_mask(tmp_path / "p" / "x.nii.gz", gt, flipped)
+    res = evaluate(tmp_path / "g", [tmp_path / "p"])
+    assert res.outputs == {}
+    row = res.cases.iloc[0]
+    assert row["dice"] == 1.0 and row["volume_gt_ml"] == pytest.approx(8 * VOXEL_ML)
+    assert row["hd95_mm"] == 0.0 and row["lesion_f1"] == 1.0
+    with pytest.raises(InputError, match="at least one"):
+        evaluate(tmp_path / "g", [])
+
+
+@pytest.mark.shared
+def test_real_isles22_case_against_a_dilated_prediction_in_segment_layout(tmp_path: Path) -> None:
+    from evalfixtures import SHARED
+
+    case_dir = SHARED / "data" / "isles22-sub-strokecase0009"
+    if not case_dir.is_dir():
+        pytest.skip(f"needs the shared ISLES'22 case ({case_dir})")
+    import nibabel as nib
+    from scipy import ndimage
+
+    img = nib.load(str(case_dir / "sub-strokecase0009_ses-0001_msk.nii.gz"))
+    dilated = ndimage.binary_dilation(np.asarray(img.dataobj) > 0)
+    out = tmp_path / "pred" / "sub-strokecase0009" / "ses-0001" / "dwi"
+    save_mask(out / "sub-strokecase0009_ses-0001_space-orig_desc-infarct_mask.nii.gz", dilated, img.affine)
+    res = evaluate(case_dir, [tmp_path / "pred"], names=["dilated"], outdir=tmp_path / "o")
+    row = res.cases.iloc[0]
+    assert row["case"] == "sub-strokecase0009_ses-0001"
+    assert row["volume_gt_ml"] == pytest.approx(4.18, abs=0.01)  # the expert mask's volume (shared README)
+    assert row["sensitivity"] == 1.0 and row["volume_pred_ml"] > row["volume_gt_ml"]
+    assert row["hd95_mm"] == pytest.approx(2.0)  # one 2 mm voxel of dilation everywhere
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "on the DWI;" in html  # the DWI beside the expert mask was found for the overlay background

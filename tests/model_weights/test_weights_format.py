@@ -1,0 +1,174 @@
+"""infarctsam's .safetensors + model card format."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from infarctsam.errors import WeightsError
+from infarctsam.model.weights_format import (
+    CARD_METADATA_KEY,
+    ModelCard,
+    card_path_for,
+    load_weights,
+    read_card,
+    save_weights,
+    state_dict_sha256,
+)
+
+
+def small_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        "enc.conv.weight": torch.randn(8, 3, 3, 3, generator=gen),
+        "enc.norm.bias": torch.randn(8, generator=gen),
+        "enc.bn.num_batches_tracked": torch.tensor(17),
+        "dec.big": torch.full((4,), 1e6),  # beyond float16 range
+        "dec.mask": torch.tensor([True, False, True]),
+    }
+
+
+def card(**overrides) -> ModelCard:
+    fields = {
+        "name": "toy",
+        "architecture": "infarctsam-litemedsam",
+        "config": {"embed_dims": [8, 16]},
+        "image_size": 256,
+        "created": "2025-01-31",
+        "training": {"data": "synthetic", "steps": 10},
+        "metrics": {"dice": 0.5},
+        "base_weights": {"name": "lite_medsam.pth", "sha256": "79d8c9dc"},
+        "licence": "Apache-2.0",
+    }
+    return ModelCard(**{**fields, **overrides})
+
+
+def data_offset(path) -> int:
+    (header_len,) = struct.unpack("<Q", path.read_bytes()[:8])
+    return 8 + header_len
+
+
+def test_round_trip(tmp_path):
+    state = small_state()
+    path = save_weights(tmp_path / "toy.safetensors", state, card())
+    assert path == tmp_path / "toy.safetensors" and card_path_for(path).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.json", "toy.safetensors"]  # no temporaries left
+    loaded, got = load_weights(path)
+    assert loaded.keys() == state.keys()
+    for k, v in state.items():
+        assert loaded[k].dtype == v.dtype and torch.equal(loaded[k], v)
+    assert got.n_tensors == 5 and got.n_values == 216 + 8 + 1 + 4 + 3
+    assert got.tensors_sha256 == state_dict_sha256(state)
+    assert got.metrics == {"dice": 0.5} and got.base_weights["sha256"] == "79d8c9dc"
+    assert json.loads(card_path_for(path).read_text())["tensors_sha256"] == got.tensors_sha256
+
+
+def test_checksum_depends_on_content_not_layout():
+    state = small_state()
+    base = state_dict_sha256(state)
+    reordered = dict(reversed(list(state.items())))
+    strided = dict(state, **{"enc.conv.weight": state["enc.conv.weight"].permute(1, 0, 2, 3).contiguous().permute(
+        1, 0, 2, 3)})
+    assert not strided["enc.conv.weight"].is_contiguous()
+    assert state_dict_sha256(reordered) == state_dict_sha256(strided) == base
+    changed = dict(state, **{"enc.norm.bias": state["enc.norm.bias"].clone()})
+    changed["enc.norm.bias"][3] += 1e-3
+    assert state_dict_sha256(changed) != base
+    assert state_dict_sha256(dict(state, **{"enc.norm.bias": state["enc.norm.bias"].double()})) != base
+    assert state_dict_sha256(dict(state, **{"enc.norm.bias": state["enc.norm.bias"].reshape(2, 4)})) != base
+
+
+def test_tampered_tensor_is_refused(tmp_path):
+    path = save_weights(tmp_path / "toy.safetensors", small_state(), card())
+    raw = bytearray(path.read_bytes())
+    raw[data_offset(path) + 5] ^= 0x40
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match="fail their checksum"):
+        load_weights(path)
+    state, _ = load_weights(path, verify=False)
+    original = small_state()
+    assert sum(not torch.equal(state[k], original[k]) for k in original) == 1
+
+
+def test_tampered_card_is_refused(tmp_path):
+    path = save_weights(tmp_path / "toy.safetensors", small_state(), card())
+    sidecar = card_path_for(path)
+    data = json.loads(sidecar.read_text())
+    data["metrics"]["dice"] = 0.99
+    sidecar.write_text(json.dumps(data))
+    with pytest.raises(WeightsError, match="differs from the card embedded"):
+        load_weights(path)
+    sidecar.write_text("{not json")
+    with pytest.raises(WeightsError, match="is not valid JSON"):
+        load_weights(path)
+    sidecar.write_text(json.dumps({**data, "image_size": -3}))
+    with pytest.raises(WeightsError, match="invalid: image_size"):
+        load_weights(path)
+    sidecar.write_text(json.dumps({**data, "format_version": 99}))
+    with pytest.raises(WeightsError, match="format version 99, newer"):
+        load_weights(path)
+
+
+def test_missing_card_is_refused_but_embedded_card_suffices(tmp_path):
+    path = save_weights(tmp_path / "toy.safetensors", small_state(), card())
+    card_path_for(path).unlink()
+    _, got = load_weights(path)  # the card travels inside the file too
+    assert got.name == "toy"
+    bare = tmp_path / "bare.safetensors"
+    save_file({"w": torch.zeros(3)}, str(bare))
+    with pytest.raises(WeightsError) as info:
+        load_weights(bare)
+    assert "no model card (bare.json is missing and none is embedded)" in str(info.value)
+
+
+def test_missing_corrupt_and_misnamed_files(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_weights(tmp_path / "nothing.safetensors")
+    path = save_weights(tmp_path / "toy.safetensors", small_state(), card())
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(WeightsError, match="corrupt or truncated"):
+        load_weights(path)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x07" * 64)
+    with pytest.raises(WeightsError, match="junk.safetensors is corrupt or truncated"):
+        load_weights(junk)
+    with pytest.raises(WeightsError, match=r"must end in \.safetensors"):
+        save_weights(tmp_path / "toy.pt", small_state(), card())
+    with pytest.raises(WeightsError, match="entry 'x' is not a named tensor"):
+        save_weights(tmp_path / "x.safetensors", {"x": 3}, card())
+
+
+def test_float16_storage_round_trip(tmp_path):
+    state = small_state()
+    full = save_weights(tmp_path / "full.safetensors", state, card())
+    half = save_weights(tmp_path / "half.safetensors", state, card(), half=True)
+    assert half.stat().st_size < full.stat().st_size
+    stored, got = load_weights(half)
+    assert stored["enc.conv.weight"].dtype == torch.float16
+    assert stored["dec.big"].dtype == torch.float32  # kept: it would overflow in float16
+    assert stored["enc.bn.num_batches_tracked"].dtype == torch.int64
+    assert got.tensors_sha256 == state_dict_sha256(stored)
+    as32, _ = load_weights(half, to_float32=True)
+    assert as32["enc.conv.weight"].dtype == torch.float32
+    assert torch.equal(as32["enc.conv.weight"], state["enc.conv.weight"].half().float())
+    torch.testing.assert_close(as32["enc.conv.weight"], state["enc.conv.weight"], rtol=1e-3, atol=1e-3)
+    assert torch.equal(as32["dec.mask"], state["dec.mask"])
+
+
+def test_card_fields_and_metadata(tmp_path):
+    path = save_weights(tmp_path / "toy.safetensors", small_state(), card())
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        embedded = json.loads(handle.metadata()[CARD_METADATA_KEY])
+    assert embedded == json.loads(card_path_for(path).read_text())
+    assert read_card(path).architecture == "infarctsam-litemedsam"
+    assert ModelCard(name="a", architecture="b", image_size=512, licence="x").created[:2] == "20"
+    with pytest.raises(ValueError, match="ISO 8601"):
+        card(created="31/01/2025")
+    with pytest.raises(ValueError, match="Extra inputs"):
+        card(colour="red")
