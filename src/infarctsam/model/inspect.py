@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from infarctsam.errors import WeightsError
 from infarctsam.model.checkpoint import StateDictReport, compare_state_dict, read_torch_checkpoint, shape_of
@@ -170,6 +170,18 @@ class InspectReport:
         return "\n".join(lines)
 
 
+def _promptfree_shapes(config: Mapping[str, Any]) -> ShapeTable:
+    from infarctsam.model.build import expected_shapes
+
+    return expected_shapes(config)
+
+
+#: Architectures whose shapes depend on the configuration stored in a model card.
+CARD_ARCHITECTURES: dict[str, Callable[[Mapping[str, Any]], ShapeTable]] = {
+    "infarctsam-promptfree": _promptfree_shapes,
+}
+
+
 def _best_match(
     shapes: Mapping[str, tuple[int, ...]], preferred: str | None
 ) -> tuple[str | None, StateDictReport | None]:
@@ -233,7 +245,11 @@ def inspect_checkpoint(path: str | Path, image_size: int | None = None) -> Inspe
     for tensor in state.values():
         name = str(tensor.dtype).removeprefix("torch.")
         dtypes[name] = dtypes.get(name, 0) + 1
-    best, report = _best_match(shapes, card.architecture if card is not None else None)
+    if card is not None and card.architecture in CARD_ARCHITECTURES:
+        best = card.architecture
+        report = compare_state_dict(CARD_ARCHITECTURES[best](card.config), shapes)
+    else:
+        best, report = _best_match(shapes, card.architecture if card is not None else None)
     out = InspectReport(
         path=path,
         format=fmt,

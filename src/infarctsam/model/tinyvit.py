@@ -378,6 +378,11 @@ class TinyViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``(B, C, H, W)`` images into ``(B, neck_dim, H', W')`` embeddings (LiteMedSAM: ``H' = ceil(H/4)``)."""
+        return self.neck(self.forward_features(x)).contiguous()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk without the neck: ``(B, embed_dims[-1], H', W')`` (what training caches when the neck is
+        trained)."""
         if x.ndim != 4 or x.shape[1] != self.config.in_chans:
             raise ValueError(f"expected input (B, {self.config.in_chans}, H, W), got {tuple(x.shape)}")
         x = self.patch_embed(x)
@@ -388,7 +393,7 @@ class TinyViT(nn.Module):
                 x = checkpoint(stage, x, use_reentrant=False)
             else:
                 x = stage(x)
-        return self.neck(x.permute(0, 3, 1, 2)).contiguous()
+        return x.permute(0, 3, 1, 2).contiguous()
 
 
 def build_tinyvit(config: TinyViTConfig | None = None) -> TinyViT:

@@ -70,8 +70,9 @@ class Sam2Config:
 
     Attributes
     ----------
-    trunk : HieraConfig
-        Image trunk hyper-parameters.
+    trunk : HieraConfig or None
+        Image trunk hyper-parameters; ``None`` when the caller supplies its own image encoder (see
+        :class:`~.model.Sam2Model`), whose stride-``backbone_stride`` features have ``d_model`` channels.
     image_size : int
         Side of the square network input in pixels (a multiple of 32 and of 4x the first Hiera window).
     d_model : int
@@ -114,6 +115,13 @@ class Sam2Config:
         Add a learned embedding to the spatial memory of frames without object.
     use_high_res_features_in_sam : bool
         Feed stride-4 and stride-8 features to the mask decoder.
+    high_res_projection : bool
+        The decoder owns ``conv_s0``/``conv_s1`` projecting ``d_model``-channel backbone levels (SAM 2); ``False``
+        when the caller supplies high-resolution features that already have ``d_model/8`` and ``d_model/4``
+        channels.
+    obj_score_token : bool
+        The object score has its own decoder token (SAM 2); ``False`` reads it from the IoU token's output, keeping
+        a SAM 1 decoder's token set (used to start from LiteMedSAM).
     multimask_output_in_sam, multimask_output_for_tracking : bool
         Produce several candidate masks on initial frames, and also while tracking.
     multimask_min_pt_num, multimask_max_pt_num : int
@@ -140,7 +148,7 @@ class Sam2Config:
         Project decoder tokens to object pointers with a 3-layer MLP instead of a linear layer.
     """
 
-    trunk: HieraConfig = field(default_factory=HieraConfig)
+    trunk: HieraConfig | None = field(default_factory=HieraConfig)
     image_size: int = 1024
     d_model: int = 256
     mem_dim: int = 64
@@ -167,6 +175,8 @@ class Sam2Config:
     directly_add_no_mem_embed: bool = True
     no_obj_embed_spatial: bool = True
     use_high_res_features_in_sam: bool = True
+    high_res_projection: bool = True
+    obj_score_token: bool = True
     multimask_output_in_sam: bool = True
     multimask_output_for_tracking: bool = True
     multimask_min_pt_num: int = 0
@@ -223,7 +233,12 @@ class Sam2Config:
         ConfigError
             If a value cannot give a working network.
         """
+        self._validate_memory()
         t = self.trunk
+        if t is None:
+            if self.image_size <= 0 or self.image_size % self.backbone_stride:
+                raise ConfigError(f"SAM2 config: image_size must be a positive multiple of {self.backbone_stride}.")
+            return
         if len(t.stages) != len(t.window_spec) or any(s < 1 for s in t.stages):
             raise ConfigError("SAM2 config: trunk.stages and trunk.window_spec must have one positive entry per stage.")
         if not 0 <= t.q_pool <= len(t.stages) - 1:
@@ -240,6 +255,8 @@ class Sam2Config:
         if self.image_size <= 0 or self.image_size % multiple:
             raise ConfigError(
                 f"SAM2 config: image_size must be a positive multiple of {multiple}, got {self.image_size}.")
+
+    def _validate_memory(self) -> None:
         if self.num_maskmem < 0 or self.max_obj_ptrs_in_encoder < 1:
             raise ConfigError("SAM2 config: num_maskmem must be >= 0 and max_obj_ptrs_in_encoder >= 1.")
         if self.d_model % self.mem_dim:

@@ -59,6 +59,12 @@ class MaskDecoder(nn.Module):
         Predict an object-presence logit from a dedicated token, with a 3-layer MLP.
     use_multimask_token_for_obj_ptr : bool
         Return the multimask tokens (instead of the single-mask token) in multimask mode.
+    high_res_projection : bool
+        Own the ``conv_s0``/``conv_s1`` projections (SAM 2); ``False`` when high-resolution features are supplied
+        already projected to ``C/8`` and ``C/4`` channels by another module.
+    obj_score_token : bool
+        The object score has its own token in the transformer (SAM 2). ``False`` reads it from the IoU token's
+        output instead, which leaves a SAM 1 decoder's token set (and so its outputs) unchanged.
     """
 
     def __init__(self, transformer_dim: int, transformer: TwoWayTransformer, num_multimask_outputs: int = 3,
@@ -66,7 +72,8 @@ class MaskDecoder(nn.Module):
                  iou_prediction_use_sigmoid: bool = False, dynamic_multimask_via_stability: bool = False,
                  dynamic_multimask_stability_delta: float = 0.05, dynamic_multimask_stability_thresh: float = 0.98,
                  pred_obj_scores: bool = False, pred_obj_scores_mlp: bool = False,
-                 use_multimask_token_for_obj_ptr: bool = False) -> None:
+                 use_multimask_token_for_obj_ptr: bool = False, high_res_projection: bool = True,
+                 obj_score_token: bool = True) -> None:
         super().__init__()
         c = transformer_dim
         self.transformer = transformer
@@ -74,7 +81,8 @@ class MaskDecoder(nn.Module):
         self.iou_token = nn.Embedding(1, c)
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, c)
         self.pred_obj_scores = pred_obj_scores
-        if pred_obj_scores:
+        self.has_obj_score_token = pred_obj_scores and obj_score_token
+        if self.has_obj_score_token:
             self.obj_score_token = nn.Embedding(1, c)
         self.use_multimask_token_for_obj_ptr = use_multimask_token_for_obj_ptr
         self.output_upscaling = nn.Sequential(
@@ -85,7 +93,7 @@ class MaskDecoder(nn.Module):
             nn.GELU(),
         )
         self.use_high_res_features = use_high_res_features
-        if use_high_res_features:
+        if use_high_res_features and high_res_projection:
             self.conv_s0 = nn.Conv2d(c, c // 8, kernel_size=1)
             self.conv_s1 = nn.Conv2d(c, c // 4, kernel_size=1)
         self.output_hypernetworks_mlps = nn.ModuleList(MLP(c, c, c // 8, 3) for _ in range(self.num_mask_tokens))
@@ -140,9 +148,9 @@ class MaskDecoder(nn.Module):
                       high_res_features: Sequence[Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Predict all mask outputs; returns ``(masks, iou_pred, mask_tokens_out, object_score_logits)``."""
         fixed = [self.iou_token.weight, self.mask_tokens.weight]
-        if self.pred_obj_scores:
+        if self.has_obj_score_token:
             fixed.insert(0, self.obj_score_token.weight)
-        first = 1 if self.pred_obj_scores else 0
+        first = 1 if self.has_obj_score_token else 0
         batch = sparse.shape[0]
         tokens = torch.cat([torch.cat(fixed, dim=0)[None].expand(batch, -1, -1), sparse], dim=1)
 
@@ -176,7 +184,7 @@ class MaskDecoder(nn.Module):
         masks = (hyper @ up.reshape(b, c_up, h_up * w_up)).reshape(b, -1, h_up, w_up)
         iou_pred = self.iou_prediction_head(iou_token_out)
         if self.pred_obj_scores:
-            obj_logits = self.pred_obj_score_head(hs[:, 0])
+            obj_logits = self.pred_obj_score_head(hs[:, 0] if self.has_obj_score_token else iou_token_out)
         else:
             obj_logits = 10.0 * iou_pred.new_ones(iou_pred.shape[0], 1)
         return masks, iou_pred, mask_tokens_out, obj_logits

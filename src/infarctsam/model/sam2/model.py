@@ -35,16 +35,23 @@ class Sam2Model(nn.Module):
     ----------
     config : Sam2Config
         Architecture and inference settings.
+    image_encoder : nn.Module, optional
+        Replaces the Hiera + FPN encoder (``config.trunk`` must then be ``None``). Its forward returns the same
+        dict as :class:`~.image_encoder.ImageEncoder` (``backbone_fpn``, ``vision_pos_enc``, ``vision_features``).
     """
 
-    def __init__(self, config: Sam2Config) -> None:
+    def __init__(self, config: Sam2Config, image_encoder: nn.Module | None = None) -> None:
         super().__init__()
         config.validate()
         self.config = config
         c, mem = config.d_model, config.mem_dim
-        trunk = Hiera(config.trunk)
-        neck = FpnNeck(c, trunk.channel_list, config.fpn_top_down_levels, config.fpn_interp_mode)
-        self.image_encoder = ImageEncoder(trunk, neck, scalp=config.scalp)
+        if image_encoder is None:
+            if config.trunk is None:
+                raise ValueError("a config without trunk needs an image_encoder")
+            trunk = Hiera(config.trunk)
+            neck = FpnNeck(c, trunk.channel_list, config.fpn_top_down_levels, config.fpn_interp_mode)
+            image_encoder = ImageEncoder(trunk, neck, scalp=config.scalp)
+        self.image_encoder = image_encoder
         if config.use_obj_ptrs_in_encoder:
             # Maps a full-resolution mask to the stride-4 logit scale of the decoder's mask prompt.
             self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
@@ -77,7 +84,8 @@ class Sam2Model(nn.Module):
             dynamic_multimask_stability_delta=config.dynamic_multimask_stability_delta,
             dynamic_multimask_stability_thresh=config.dynamic_multimask_stability_thresh,
             pred_obj_scores=config.pred_obj_scores, pred_obj_scores_mlp=config.pred_obj_scores_mlp,
-            use_multimask_token_for_obj_ptr=config.use_multimask_token_for_obj_ptr)
+            use_multimask_token_for_obj_ptr=config.use_multimask_token_for_obj_ptr,
+            high_res_projection=config.high_res_projection, obj_score_token=config.obj_score_token)
         if not config.use_obj_ptrs_in_encoder:
             self.obj_ptr_proj: nn.Module = nn.Identity()
         elif config.use_mlp_for_obj_ptr_proj:
@@ -97,7 +105,7 @@ class Sam2Model(nn.Module):
             high-resolution features are used), ``vision_pos_enc`` and ``vision_features`` (the stride-16 level).
         """
         out = self.image_encoder(images)
-        if self.config.use_high_res_features_in_sam:
+        if self.config.use_high_res_features_in_sam and self.config.high_res_projection:
             fpn = list(out["backbone_fpn"])
             fpn[0] = self.sam_mask_decoder.conv_s0(fpn[0])
             fpn[1] = self.sam_mask_decoder.conv_s1(fpn[1])

@@ -1,0 +1,89 @@
+"""The ``sam`` engine: the prompt-free SAM 2-compatible model over the slice stack.
+
+Weights: our ``.safetensors`` (with model card; the default model shipped in the package is one), or a SAM 2.1 /
+MedSAM2 ``.pt`` (loaded with ``weights_only=True``; such a checkpoint has not learned prompt-free infarct
+segmentation, so its output is only a starting point for ``infarctsam train``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infarctsam.engines.base import Engine, EngineInfo
+from infarctsam.errors import WeightsError
+from infarctsam.preprocess.pipeline import Preprocessed
+
+
+class SamEngine(Engine):
+    """Prompt-free SAM engine.
+
+    Parameters
+    ----------
+    model : PromptFreeSam
+        The network.
+    config : ModelConfig
+        Its configuration.
+    weights_info : dict
+        Description of the weights (name, sha256).
+    device : str
+        ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, model: Any, config: Any, weights_info: dict[str, Any], device: str = "cpu") -> None:
+        from infarctsam.model.predictor import PredictorOptions, VolumePredictor
+
+        self.config = config
+        self.weights_info = weights_info
+        self.threshold = config.threshold
+        self.min_lesion_ml = config.min_lesion_ml
+        self.predictor = VolumePredictor(model, config, PredictorOptions(device=device))
+
+    @classmethod
+    def from_weights(cls, weights: str | Path | None = None, device: str = "cpu", image_size: int | None = None
+                     ) -> SamEngine:
+        """Load the engine from a weights file, or the installed default model when ``weights`` is None."""
+        from infarctsam.engines import default_weights_path
+        from infarctsam.model.build import build_model
+        from infarctsam.model.config import ModelConfig
+
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise WeightsError("--device cuda was asked but no CUDA GPU is available")
+        if weights is None:
+            weights = default_weights_path()
+            if weights is None:
+                raise WeightsError("no default model is installed: pass --weights FILE (an infarctsam .safetensors "
+                                   "or a SAM 2.1 / MedSAM2 .pt) or use --engine threshold")
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"weights file not found: {path}")
+        if path.suffix == ".safetensors":
+            model, info = build_model(None, path)
+            config = ModelConfig(**info["card"]["config"])
+        else:
+            from infarctsam.model.inspect import inspect_checkpoint
+
+            report = inspect_checkpoint(path, image_size=image_size)
+            if not report.fits or not (report.architecture or "").startswith("sam2.1"):
+                raise WeightsError(f"{path.name}: not a SAM 2.1 / MedSAM2 checkpoint ({report.summary()})")
+            size = image_size or report.image_size or 1024
+            config = ModelConfig(backbone="sam2.1_hiera_tiny", image_size=size)
+            model, info = build_model(config, path)
+        return cls(model, config, info, device=device)
+
+    @property
+    def info(self) -> EngineInfo:
+        """Engine name, weights identifier and model configuration."""
+        sha = str(self.weights_info.get("sha256", ""))[:12]
+        name = self.weights_info.get("name", "unknown")
+        return EngineInfo(name="sam", weights=f"{name} (sha256 {sha})" if sha else name,
+                          config=self.config.model_dump())
+
+    def predict(self, case: Preprocessed) -> np.ndarray:
+        """Lesion probability on the canonical grid."""
+        return self.predictor.predict(case)

@@ -1,0 +1,138 @@
+"""Volumetric prediction: slices as frames, decoded forward and backward with a bounded memory bank.
+
+1. The model's input channels (:mod:`infarctsam.preprocess.channels`) are resampled to square slices of the model's
+   size (:class:`~infarctsam.preprocess.slices.SliceGrid`); slices without brain are skipped.
+2. The image encoder runs batched over the slices.
+3. The mask decoder runs through the stack forward, then backward; each slice is conditioned on the memories of the
+   slices just decoded in that pass (at most ``num_maskmem - 1`` spatial memories and ``max_obj_ptrs`` object
+   pointers are kept, so memory does not grow with the number of slices).
+4. The two passes' probabilities are averaged and mapped back onto the canonical grid with the exact geometric
+   inverse of step 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from infarctsam.model.config import ModelConfig
+from infarctsam.preprocess.pipeline import Preprocessed
+from infarctsam.preprocess.slices import SliceGrid
+
+
+@dataclass
+class PredictorOptions:
+    """Run-time options of :class:`VolumePredictor`.
+
+    Attributes
+    ----------
+    batch_size : int
+        Slices per image-encoder batch.
+    device : str
+        ``cpu`` or ``cuda``.
+    bf16 : bool
+        bfloat16 autocast for the image encoder (CPU with AVX-512 BF16 / AMX, or CUDA).
+    """
+
+    batch_size: int = 8
+    device: str = "cpu"
+    bf16: bool = False
+
+
+def brain_slices(brain: np.ndarray, min_voxels: int = 10) -> np.ndarray:
+    """Indices of axial slices holding at least ``min_voxels`` brain voxels."""
+    return np.flatnonzero(brain.sum(axis=(0, 1)) >= min_voxels)
+
+
+class VolumePredictor:
+    """Lesion probability volume from a :class:`~infarctsam.model.promptfree.PromptFreeSam`.
+
+    Parameters
+    ----------
+    model : PromptFreeSam
+        The network (any backbone).
+    config : ModelConfig
+        Its configuration (image size, bidirectional decoding).
+    options : PredictorOptions, optional
+        Batch size, device, precision.
+    """
+
+    def __init__(self, model, config: ModelConfig, options: PredictorOptions | None = None) -> None:
+        import torch
+
+        self.options = options or PredictorOptions()
+        self.device = torch.device(self.options.device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+
+    def slice_images(self, case: Preprocessed) -> tuple[np.ndarray, SliceGrid, np.ndarray]:
+        """Model input slices ``(n, 3, S, S)`` of the brain slices, the grid, and the slice indices used."""
+        from infarctsam.preprocess.channels import model_channels
+
+        channels = model_channels(case)
+        sp = case.spacing
+        grid = SliceGrid(case.dwi.shape[:2], (sp[0], sp[1]), self.config.image_size)
+        zs = brain_slices(case.brain)
+        stacks = [grid.to_stack(channels[c][:, :, zs]) for c in range(channels.shape[0])]
+        return np.stack(stacks, axis=1), grid, zs
+
+    def predict(self, case: Preprocessed) -> np.ndarray:
+        """Lesion probability on the canonical grid of ``case`` (float32 in [0, 1])."""
+        images, grid, zs = self.slice_images(case)
+        out = np.zeros(case.dwi.shape, dtype=np.float32)
+        if zs.size == 0:
+            return out
+        probs = self.predict_stack(images)
+        vol = grid.to_volume(probs)
+        out[:, :, zs] = np.clip(vol, 0.0, 1.0)
+        return out
+
+    def predict_stack(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, S, S)`` for a stack of consecutive model input slices ``(n, 3, S, S)``."""
+        import torch
+
+        with torch.inference_mode():
+            feats = self.encode(torch.from_numpy(np.ascontiguousarray(images)).to(self.device))
+            fwd = self.decode(feats, reverse=False)
+            if not self.config.bidirectional or len(images) == 1:
+                return fwd.cpu().numpy()
+            bwd = self.decode(feats, reverse=True)
+            return (0.5 * (fwd + bwd)).cpu().numpy()
+
+    def encode(self, images):
+        """Encode all slices in batches; returns one :class:`FrameFeatures` for the whole stack."""
+        import torch
+
+        from infarctsam.model.sam2 import FrameFeatures
+
+        parts = []
+        use_bf16 = self.options.bf16
+        for i in range(0, images.shape[0], self.options.batch_size):
+            batch = images[i: i + self.options.batch_size]
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                f = self.model.encode(batch)
+            parts.append(f)
+        high = None
+        if parts[0].high_res is not None:
+            high = tuple(torch.cat([p.high_res[k].float() for p in parts]) for k in range(2))
+        return FrameFeatures(torch.cat([p.image_embed.float() for p in parts]),
+                             torch.cat([p.image_pos.float() for p in parts]), high)
+
+    def decode(self, feats, reverse: bool):
+        """Decode the stack in one direction with a bounded memory bank; probabilities ``(n, S, S)``."""
+        import torch
+
+        from infarctsam.model.sam2 import MemoryBank
+
+        n = feats.batch_size
+        cfg = self.model.sam.config
+        bank = MemoryBank(num_maskmem=cfg.num_maskmem, max_obj_ptrs=cfg.max_obj_ptrs_in_encoder, reverse=reverse)
+        order = range(n - 1, -1, -1) if reverse else range(n)
+        out = torch.zeros(n, cfg.image_size, cfg.image_size, device=feats.image_embed.device)
+        for i in order:
+            step = self.model.step(feats.select(i), bank.entries_for(i), num_frames=n)
+            out[i] = torch.sigmoid(step.high_res_masks[0, 0].float())
+            if step.memory is not None:
+                bank.add(i, step.memory)
+        return out

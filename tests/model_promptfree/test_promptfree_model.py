@@ -1,0 +1,145 @@
+"""The prompt-free model: builder, memory-bounded volumetric predictor, weight round trip, sam engine, SAM 2 path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from infarctsam.errors import WeightsError
+from infarctsam.io.volume import Volume
+from infarctsam.model.build import ARCHITECTURE, build_model, expected_shapes
+from infarctsam.model.config import ModelConfig
+from infarctsam.model.predictor import VolumePredictor
+from infarctsam.model.sam2 import MemoryBank
+from infarctsam.preprocess import preprocess
+
+from synthetic_cases import head_phantom, save_nifti
+
+TINY = ModelConfig(image_size=64)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    model, info = build_model(TINY, None)
+    return model
+
+
+def _case():
+    sp = (3.0, 3.0, 6.0)
+    dwi, _, _, les = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
+    pre = preprocess(Volume(dwi, np.diag([*sp, 1.0])))
+    return pre, les
+
+
+def test_untrained_model_is_single_slice_litemedsam_shape(tiny_model):
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        logits = tiny_model(x)
+    assert logits.shape == (2, 1, 64, 64) and torch.isfinite(logits).all()
+    # the memory gate starts closed and the stem's outputs at zero: memory and stem do not change the output
+    assert float(tiny_model.memory_gate.detach()) == 0.0
+    s0, s1 = tiny_model.stem(x)
+    assert s0.shape == (2, 32, 64, 64) and s1.shape == (2, 64, 32, 32) and s0.abs().max() == 0
+
+
+def test_predictor_probability_volume_and_bounded_memory(tiny_model, monkeypatch):
+    pre, _ = _case()
+    predictor = VolumePredictor(tiny_model, TINY)
+    sizes = []
+    original = MemoryBank.add
+
+    def spy(self, index, entry, conditioning=False):
+        original(self, index, entry, conditioning)
+        sizes.append(len(self))
+
+    monkeypatch.setattr(MemoryBank, "add", spy)
+    prob = predictor.predict(pre)
+    assert prob.shape == pre.dwi.shape and prob.dtype == np.float32
+    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    n_slices = int((pre.brain.sum(axis=(0, 1)) >= 10).sum())
+    assert len(sizes) == 2 * n_slices  # forward and backward passes
+    cap = max(TINY.num_maskmem - 1, TINY.max_obj_ptrs - 1)
+    assert max(sizes) <= cap < n_slices  # the bank never holds the whole stack
+    empty = pre.brain.sum(axis=(0, 1)) < 10
+    assert np.all(prob[:, :, empty] == 0)
+
+
+def test_safetensors_round_trip_and_engine(tmp_path, tiny_model):
+    from infarctsam.engines.sam import SamEngine
+    from infarctsam.model.weights_format import ModelCard, save_weights
+
+    card = ModelCard(name="tiny-test", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
+                     licence="Apache-2.0")
+    path = save_weights(tmp_path / "tiny.safetensors", tiny_model.state_dict(), card)
+    engine = SamEngine.from_weights(path)
+    pre, _ = _case()
+    a = engine.predict(pre)
+    b = VolumePredictor(tiny_model, TINY).predict(pre)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert engine.info.name == "sam" and "tiny-test" in engine.info.weights
+    assert set(expected_shapes(TINY)) == set(tiny_model.state_dict())
+
+
+def test_segment_cli_with_sam_weights(tmp_path, tiny_model):
+    from infarctsam.cli import app
+    from infarctsam.model.weights_format import ModelCard, save_weights
+
+    card = ModelCard(name="tiny-cli", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
+                     licence="Apache-2.0")
+    weights = save_weights(tmp_path / "w.safetensors", tiny_model.state_dict(), card)
+    dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=(3.0, 3.0, 6.0), scalp=False)
+    src = save_nifti(tmp_path / "p_dwi.nii.gz", dwi, np.diag([-3.0, 3.0, 6.0, 1.0]))
+    res = CliRunner().invoke(app, ["segment", str(src), "--engine", "sam", "--weights", str(weights), "--no-qc",
+                                   "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "out" / "p.json").read_text())
+    assert summary["engine"] == "sam" and "tiny-cli" in summary["weights"]
+    assert summary["engine_config"]["image_size"] == 64
+
+
+def test_tampered_weights_are_refused(tmp_path, tiny_model):
+    from infarctsam.engines.sam import SamEngine
+    from infarctsam.model.weights_format import ModelCard, save_weights
+
+    card = ModelCard(name="t", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64, licence="x")
+    path = save_weights(tmp_path / "t.safetensors", tiny_model.state_dict(), card)
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError):
+        SamEngine.from_weights(path)
+    with pytest.raises(WeightsError, match="not found"):
+        SamEngine.from_weights(tmp_path / "missing.safetensors")
+
+
+def test_sam21_checkpoint_loads_strict_into_the_hiera_backbone(tmp_path):
+    """A SAM 2.1-tiny-shaped .pt (random values) loads with strict=True and segments a volume prompt-free."""
+    from infarctsam.engines.sam import SamEngine
+    from infarctsam.model.sam2 import build_sam2, hiera_tiny
+
+    torch.manual_seed(1)
+    ref = build_sam2(hiera_tiny(256))
+    ckpt = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": ref.state_dict()}, ckpt)
+    engine = SamEngine.from_weights(ckpt, image_size=256)
+    assert engine.config.backbone == "sam2.1_hiera_tiny" and engine.config.image_size == 256
+    sam = engine.predictor.model.sam
+    for key, value in ref.state_dict().items():
+        assert torch.equal(sam.state_dict()[key], value), key
+    pre, _ = _case()
+    pre.dwi, pre.brain = pre.dwi[:, :, 4:6].copy(), pre.brain[:, :, 4:6].copy()  # two slices keep it fast
+    prob = engine.predict(pre)
+    assert prob.shape == pre.dwi.shape and np.isfinite(prob).all()
