@@ -40,9 +40,9 @@ def _root(
 
 
 def _register() -> None:
-    from infarctsam.cli import evaluate, segment, synth, weights
+    from infarctsam.cli import evaluate, segment, synth, train, weights
 
-    for module in (segment, evaluate, weights, synth):
+    for module in (segment, evaluate, train, weights, synth):
         module.register(app)
 
 

@@ -121,18 +121,26 @@ class VolumePredictor:
 
     def decode(self, feats, reverse: bool):
         """Decode the stack in one direction with a bounded memory bank; probabilities ``(n, S, S)``."""
-        import torch
+        return decode_stack(self.model, feats, reverse)
 
-        from infarctsam.model.sam2 import MemoryBank
 
-        n = feats.batch_size
-        cfg = self.model.sam.config
-        bank = MemoryBank(num_maskmem=cfg.num_maskmem, max_obj_ptrs=cfg.max_obj_ptrs_in_encoder, reverse=reverse)
-        order = range(n - 1, -1, -1) if reverse else range(n)
-        out = torch.zeros(n, cfg.image_size, cfg.image_size, device=feats.image_embed.device)
-        for i in order:
-            step = self.model.step(feats.select(i), bank.entries_for(i), num_frames=n)
-            out[i] = torch.sigmoid(step.high_res_masks[0, 0].float())
-            if step.memory is not None:
-                bank.add(i, step.memory)
-        return out
+def decode_stack(model, feats, reverse: bool):
+    """Decode all slices of ``feats`` (a :class:`FrameFeatures` stack) in one direction with a bounded memory bank.
+
+    Returns the probabilities ``(n, S, S)`` as a tensor.
+    """
+    import torch
+
+    from infarctsam.model.sam2 import MemoryBank
+
+    n = feats.batch_size
+    cfg = model.sam.config
+    bank = MemoryBank(num_maskmem=cfg.num_maskmem, max_obj_ptrs=cfg.max_obj_ptrs_in_encoder, reverse=reverse)
+    order = range(n - 1, -1, -1) if reverse else range(n)
+    out = torch.zeros(n, cfg.image_size, cfg.image_size, device=feats.image_embed.device)
+    for i in order:
+        step = model.step(feats.select(i), bank.entries_for(i), num_frames=n)
+        out[i] = torch.sigmoid(step.high_res_masks[0, 0].float())
+        if step.memory is not None:
+            bank.add(i, step.memory)
+    return out

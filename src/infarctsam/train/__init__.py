@@ -1,0 +1,1 @@
+"""Two-stage prompt-free fine-tuning (``infarctsam train``): configuration, data, caches, stages, export."""

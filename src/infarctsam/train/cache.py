@@ -1,0 +1,134 @@
+"""On-disk cache of training slices and their frozen-encoder features.
+
+The image encoder is frozen during training, so its output for every training slice is computed once and stored
+(float16, memory-mapped). When the encoder's neck is trained, the cache holds the trunk's features before the neck.
+A cache is built in a temporary folder and renamed when complete, so an interrupted build is redone and a finished
+one is reused by every later run (and resume) with the same data configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from infarctsam.train.config import TrainConfig
+from infarctsam.train.data import CaseLoader, CaseSpec, case_slices
+
+
+@dataclass
+class SliceCache:
+    """Memory-mapped slices of one split.
+
+    Attributes
+    ----------
+    images : numpy.ndarray
+        ``(N, 3, S, S)`` float16 model inputs.
+    masks : numpy.ndarray
+        ``(N, S, S)`` uint8 lesion masks.
+    feats : numpy.ndarray
+        ``(N, C, h, w)`` float16 encoder features (before the neck when the neck is trained).
+    cases : list of dict
+        ``case_id``, ``start`` row and ``n`` rows per case, and the axial indices ``z``.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    feats: np.ndarray
+    cases: list[dict]
+
+    @classmethod
+    def open(cls, folder: Path) -> SliceCache:
+        """Open a finished cache folder."""
+        return cls(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r"),
+                   np.load(folder / "feats.npy", mmap_mode="r"), json.loads((folder / "cases.json").read_text()))
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def lesion_rows(self) -> np.ndarray:
+        """Rows whose mask holds lesion."""
+        return np.flatnonzero(self.masks.reshape(len(self), -1).max(axis=1) > 0)
+
+    def clip_starts(self, length: int) -> np.ndarray:
+        """First rows of every run of ``length`` consecutive slices of one case."""
+        starts = []
+        for case in self.cases:
+            z = np.asarray(case["z"])
+            for i in range(0, case["n"] - length + 1):
+                if z[i + length - 1] - z[i] == length - 1:
+                    starts.append(case["start"] + i)
+        return np.asarray(starts, dtype=np.int64)
+
+
+def encoder_features(model, images: np.ndarray, pre_neck: bool, batch: int = 8) -> np.ndarray:
+    """Frozen encoder output for ``(n, 3, S, S)`` images (trunk features when ``pre_neck``), float16."""
+    import torch
+
+    trunk = model.sam.image_encoder.trunk
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            x = torch.from_numpy(np.asarray(images[i: i + batch], dtype=np.float32))
+            f = trunk.forward_features(x) if pre_neck else trunk(x)
+            out.append(f.to(torch.float16).numpy())
+    return np.concatenate(out)
+
+
+def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, augment: bool, keep_all: bool,
+                loader: CaseLoader, progress: bool = True) -> SliceCache:
+    """Build (or reuse) the cache of a split.
+
+    Parameters
+    ----------
+    folder : Path
+        Final cache folder; reused when it exists.
+    specs : list of CaseSpec
+        Cases of the split (each dataset case is repeated ``repeat`` times with different augmentations).
+    cfg : TrainConfig
+        Run configuration.
+    model : PromptFreeSam
+        Model whose frozen encoder produces the features.
+    augment : bool
+        Apply the configured augmentation.
+    keep_all : bool
+        Keep every brain slice (validation) instead of the lesion range.
+    loader : CaseLoader
+        Case loader.
+    progress : bool
+        Show a progress bar.
+    """
+    from tqdm import tqdm
+
+    from infarctsam.train.augment import augment_case
+
+    if (folder / "cases.json").exists():
+        return SliceCache.open(folder)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    jobs = [(spec, r) for spec in specs for r in range(cfg.data[spec.source].repeat if augment else 1)]
+    parts, cases, start = [], [], 0
+    pre_neck = cfg.stage1.train_neck
+    for spec, r in tqdm(jobs, desc=f"caching {folder.name}", disable=not progress, unit="case"):
+        rng = np.random.default_rng([spec.seed, r])
+        dwi, mask = loader.load(spec)
+        if augment:
+            dwi, mask = augment_case(rng, dwi, mask, cfg.augment)
+        sl = case_slices(dwi, mask, cfg.model, cfg.margin_slices, rng, keep_all=keep_all)
+        feats = encoder_features(model, sl.images, pre_neck)
+        parts.append((sl.images, sl.masks, feats))
+        n = len(sl.z)
+        cases.append({"case_id": f"{spec.case_id}#{r}", "start": start, "n": n, "z": sl.z.tolist(),
+                      "lesion_slices": int(sl.masks.reshape(n, -1).max(axis=1).sum())})
+        start += n
+    for name, k in (("images", 0), ("masks", 1), ("feats", 2)):
+        np.save(tmp / f"{name}.npy", np.concatenate([p[k] for p in parts]))
+    (tmp / "cases.json").write_text(json.dumps(cases))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return SliceCache.open(folder)

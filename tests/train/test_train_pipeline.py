@@ -1,0 +1,138 @@
+"""`infarctsam train`: a tiny two-stage run end to end, exact resume, torchrun DDP on CPU (gloo), config errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from infarctsam.errors import ConfigError
+from infarctsam.train.config import load_config
+
+TINY = {
+    "name": "tiny",
+    "seed": 5,
+    "start": "random",
+    "model": {"image_size": 32, "memory_attention_ffn": 128},
+    "data": [{"kind": "synth", "n": 4, "preset": "isles"}],
+    "val_fraction": 0.25,
+    "stage1": {"steps": 4, "batch_size": 3, "warmup": 1},
+    "stage2": {"steps": 2, "batch_size": 2, "clip_length": 3, "warmup": 1},
+    "checkpoint_every": 2,
+    "log_every": 1,
+    "val_every": 2,
+    "threads": 1,
+}
+
+
+def write_config(folder: Path, **changes) -> Path:
+    cfg = {**TINY, **changes, "output": str(folder / "run")}
+    path = folder / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_two_stage_run_end_to_end(tmp_path):
+    from infarctsam.cli import app
+    from infarctsam.engines.sam import SamEngine
+
+    res = CliRunner().invoke(app, ["train", str(write_config(tmp_path)), "--quiet"])
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "run"
+    resolved = json.loads((run / "config.json").read_text())
+    assert resolved["software_version"] and resolved["model"]["image_size"] == 32
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert len(manifest["train"]) == 3 and len(manifest["val"]) == 1
+    assert not {m["patient"] for m in manifest["train"]} & {m["patient"] for m in manifest["val"]}
+    rows = list(csv.DictReader((run / "logs" / "train.csv").open()))
+    assert [(int(r["stage"]), int(r["step"])) for r in rows] == [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2)]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    val = list(csv.DictReader((run / "logs" / "val.csv").open()))
+    assert len(val) == 3 and all(0.0 <= float(v["dice"]) <= 1.0 for v in val)
+    assert list((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    card = json.loads((run / "tiny.json").read_text())
+    assert card["architecture"] == "infarctsam-promptfree" and card["training"]["data"]["train_cases"] == {"synth": 3}
+    assert set(card["training"]["seconds"]) == {"1", "2"} and card["metrics"]["selected_stage"] in (1, 2)
+    engine = SamEngine.from_weights(run / "tiny.safetensors")
+    assert engine.config.image_size == 32
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_is_exact(tmp_path, monkeypatch):
+    from infarctsam.train import loop
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    loop.train(load_config(write_config(a)), progress=False)
+    straight = torch.load(a / "run" / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+    original = loop.Trainer._log
+
+    def interrupt(self, stage, step, *args):
+        original(self, stage, step, *args)
+        if (stage, step) == (1, 3):
+            raise _Stop  # killed after the step-2 checkpoint, one step later
+
+    monkeypatch.setattr(loop.Trainer, "_log", interrupt)
+    with pytest.raises(_Stop):
+        loop.train(load_config(write_config(b)), progress=False)
+    monkeypatch.setattr(loop.Trainer, "_log", original)
+    assert torch.load(b / "run" / "checkpoints" / "last.pt", weights_only=True)["run"]["step"] == 2
+    loop.train(load_config(write_config(b)), resume=True, progress=False)
+    resumed = torch.load(b / "run" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_torchrun_ddp_two_processes_on_cpu(tmp_path):
+    config = write_config(tmp_path, stage1={"steps": 2, "batch_size": 2, "warmup": 0},
+                          stage2={"steps": 1, "batch_size": 1, "clip_length": 2, "warmup": 0})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "infarctsam", "train", str(config), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert json.loads((run / "result.json").read_text())["weights"].endswith("tiny.safetensors")
+    rows = list(csv.DictReader((run / "logs" / "train.csv").open()))
+    assert len(rows) == 3  # only rank 0 logs
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"data": []}, None),
+    ({"data": [{"kind": "synth"}]}, "needs n"),
+    ({"stage1": {"steps": -1}}, "stage1.steps"),
+    ({"model": {"backbone": "resnet"}}, "model.backbone"),
+    ({"surprise": 1}, "surprise"),
+])
+def test_config_errors_are_one_line(tmp_path, change, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **change}))
+    if needle is None:  # an empty data list is valid for the schema but yields no case to train on
+        from infarctsam.train.data import collect_cases
+
+        assert collect_cases(load_config(path)) == []
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.yaml")
