@@ -29,3 +29,14 @@ def shared_dir():
     if not SHARED.is_dir():
         pytest.skip("../shared (real data for local checks) is not present on this machine")
     return SHARED
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _onnx_cache_in_tmp(tmp_path_factory):
+    """Exported ONNX encoders go to a temporary folder, not the user's ~/.cache."""
+    from infarctsam.model import onnx_trunk
+
+    previous = onnx_trunk.DEFAULT_CACHE
+    onnx_trunk.DEFAULT_CACHE = tmp_path_factory.mktemp("onnx-cache")
+    yield
+    onnx_trunk.DEFAULT_CACHE = previous

@@ -143,3 +143,22 @@ def test_sam21_checkpoint_loads_strict_into_the_hiera_backbone(tmp_path):
     pre.dwi, pre.brain = pre.dwi[:, :, 4:6].copy(), pre.brain[:, :, 4:6].copy()  # two slices keep it fast
     prob = engine.predict(pre)
     assert prob.shape == pre.dwi.shape and np.isfinite(prob).all()
+
+
+def test_onnx_runtime_encoder_matches_torch(tiny_model):
+    from infarctsam.model.onnx_trunk import onnxruntime_available
+    from infarctsam.model.predictor import PredictorOptions
+
+    if not onnxruntime_available():
+        pytest.skip("onnxruntime / onnx are not installed")
+    pre, _ = _case()
+    fast = VolumePredictor(tiny_model, TINY, PredictorOptions(runtime="onnx"))
+    slow = VolumePredictor(tiny_model, TINY, PredictorOptions(runtime="torch"))
+    assert fast._onnx is not None and slow._onnx is None
+    images, _, _ = slow.slice_images(pre)
+    x = torch.from_numpy(images)
+    with torch.inference_mode():
+        a, b = fast.encode(x), slow.encode(x)
+    rel = float((a.image_embed - b.image_embed).abs().max() / b.image_embed.abs().max())
+    assert rel < 1e-4
+    np.testing.assert_allclose(fast.predict(pre), slow.predict(pre), atol=1e-3)

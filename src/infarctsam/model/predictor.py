@@ -33,11 +33,15 @@ class PredictorOptions:
         ``cpu`` or ``cuda``.
     bf16 : bool
         bfloat16 autocast for the image encoder (CPU with AVX-512 BF16 / AMX, or CUDA).
+    runtime : str
+        Image encoder runtime: ``torch``, ``onnx`` (ONNX Runtime, litemedsam backbone on CPU) or ``auto`` (ONNX
+        Runtime when installed and applicable).
     """
 
     batch_size: int = 8
     device: str = "cpu"
     bf16: bool = False
+    runtime: str = "auto"
 
 
 def brain_slices(brain: np.ndarray, min_voxels: int = 10) -> np.ndarray:
@@ -65,6 +69,20 @@ class VolumePredictor:
         self.device = torch.device(self.options.device)
         self.model = model.to(self.device).eval()
         self.config = config
+        self._onnx = None
+        if self._use_onnx():
+            from infarctsam.model.onnx_trunk import OnnxTrunk
+
+            self._onnx = OnnxTrunk(model.sam.image_encoder.trunk, config.image_size, threads=torch.get_num_threads())
+
+    def _use_onnx(self) -> bool:
+        from infarctsam.model.onnx_trunk import onnxruntime_available
+
+        runtime = self.options.runtime
+        applicable = not self.config.is_sam2 and self.device.type == "cpu" and not self.options.bf16
+        if runtime == "onnx" and not (applicable and onnxruntime_available()):
+            raise ValueError("the onnx runtime needs onnxruntime and the litemedsam backbone on CPU")
+        return runtime == "onnx" or (runtime == "auto" and applicable and onnxruntime_available())
 
     def slice_images(self, case: Preprocessed) -> tuple[np.ndarray, SliceGrid, np.ndarray]:
         """Model input slices ``(n, 3, S, S)`` of the brain slices, the grid, and the slice indices used."""
@@ -106,6 +124,9 @@ class VolumePredictor:
 
         from infarctsam.model.sam2 import FrameFeatures
 
+        if self._onnx is not None:
+            emb = torch.from_numpy(self._onnx(images.cpu().numpy(), self.options.batch_size))
+            return self.model.features_from_embedding(emb, images)
         parts = []
         use_bf16 = self.options.bf16
         for i in range(0, images.shape[0], self.options.batch_size):

@@ -65,10 +65,15 @@ class SliceCache:
         return np.asarray(starts, dtype=np.int64)
 
 
-def encoder_features(model, images: np.ndarray, pre_neck: bool, batch: int = 8) -> np.ndarray:
-    """Frozen encoder output for ``(n, 3, S, S)`` images (trunk features when ``pre_neck``), float16."""
+def encoder_features(model, images: np.ndarray, pre_neck: bool, batch: int = 8, onnx=None) -> np.ndarray:
+    """Frozen encoder output for ``(n, 3, S, S)`` images (trunk features when ``pre_neck``), float16.
+
+    ``onnx`` is an :class:`~infarctsam.model.onnx_trunk.OnnxTrunk` computing the same features faster.
+    """
     import torch
 
+    if onnx is not None:
+        return onnx(np.asarray(images, dtype=np.float32), batch).astype(np.float16)
     trunk = model.sam.image_encoder.trunk
     out = []
     with torch.inference_mode():
@@ -77,6 +82,18 @@ def encoder_features(model, images: np.ndarray, pre_neck: bool, batch: int = 8) 
             f = trunk.forward_features(x) if pre_neck else trunk(x)
             out.append(f.to(torch.float16).numpy())
     return np.concatenate(out)
+
+
+def _onnx_trunk(model, cfg: TrainConfig, pre_neck: bool):
+    """ONNX Runtime for the frozen trunk on CPU when available (same features, about twice as fast)."""
+    import torch
+
+    from infarctsam.model.onnx_trunk import OnnxTrunk, onnxruntime_available
+
+    if cfg.model.is_sam2 or cfg.device != "cpu" or not onnxruntime_available():
+        return None
+    return OnnxTrunk(model.sam.image_encoder.trunk, cfg.model.image_size, pre_neck=pre_neck,
+                     threads=torch.get_num_threads(), cache_dir=None)
 
 
 def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, augment: bool, keep_all: bool,
@@ -114,13 +131,14 @@ def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, au
     jobs = [(spec, r) for spec in specs for r in range(cfg.data[spec.source].repeat if augment else 1)]
     parts, cases, start = [], [], 0
     pre_neck = cfg.stage1.train_neck
+    onnx = _onnx_trunk(model, cfg, pre_neck)
     for spec, r in tqdm(jobs, desc=f"caching {folder.name}", disable=not progress, unit="case"):
         rng = np.random.default_rng([spec.seed, r])
         dwi, mask = loader.load(spec)
         if augment:
             dwi, mask = augment_case(rng, dwi, mask, cfg.augment)
         sl = case_slices(dwi, mask, cfg.model, cfg.margin_slices, rng, keep_all=keep_all)
-        feats = encoder_features(model, sl.images, pre_neck)
+        feats = encoder_features(model, sl.images, pre_neck, onnx=onnx)
         parts.append((sl.images, sl.masks, feats))
         n = len(sl.z)
         cases.append({"case_id": f"{spec.case_id}#{r}", "start": start, "n": n, "z": sl.z.tolist(),
