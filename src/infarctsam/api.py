@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from infarctsam._version import __version__
 from infarctsam.engines.base import Engine
 from infarctsam.errors import InputError
 from infarctsam.postprocess import LesionStats
+
+if TYPE_CHECKING:
+    from infarctsam.outputs.case import CasePaths
 
 
 @dataclass
@@ -75,6 +79,44 @@ def load_reference(path: str | Path, dwi_grid: Any) -> np.ndarray:
     return (np.nan_to_num(data) > 0).astype(np.uint8)
 
 
+def output_plan(
+    dwi: str | Path, output: str | Path, *, case_id: str | None = None, bids: bool = False
+) -> tuple[str, CasePaths]:
+    """The case identifier and output paths :func:`segment` uses for a DWI, without reading or writing anything.
+
+    Parameters
+    ----------
+    dwi : str or Path
+        DWI path (only its name and folder name are used).
+    output : str or Path
+        Output folder.
+    case_id : str, optional
+        Explicit identifier (made safe for file names); derived from the DWI path by default.
+    bids : bool
+        BIDS-derivatives naming.
+
+    Returns
+    -------
+    (str, CasePaths)
+        The safe case identifier and where its files go.
+
+    Raises
+    ------
+    InputError
+        No safe identifier can be made from ``case_id``.
+    OutputError
+        The paths would lie outside ``output``.
+    """
+    from infarctsam.io.dataset import case_id_from_path, parse_entities, safe_id
+    from infarctsam.outputs.case import case_paths
+
+    dwi_path = Path(dwi)
+    case = safe_id(case_id) if case_id else case_id_from_path(dwi_path)
+    ent = parse_entities(dwi_path.name)
+    subject = ent.get("sub") or re.sub(r"[^A-Za-z0-9]", "", case)  # BIDS naming needs a subject label
+    return case, case_paths(Path(output), case, bids=bids, subject=subject, session=ent.get("ses"))
+
+
 def segment(
     dwi: str | Path,
     output: str | Path,
@@ -89,6 +131,8 @@ def segment(
     qc: bool = True,
     case_id: str | None = None,
     device: str = "cpu",
+    input_sha256: Mapping[str, str] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> CaseResult:
     """Segment the infarct on one DWI and write the outputs.
 
@@ -118,15 +162,19 @@ def segment(
         Output name; derived from the DWI file name by default.
     device : str
         ``cpu`` or ``cuda`` for learned engines.
+    input_sha256 : mapping, optional
+        Already computed sha256 of the inputs (keys ``dwi``, ``adc``), so a batch that hashed them to decide whether
+        a case is finished does not read them twice; missing keys are computed.
+    provenance : mapping, optional
+        Which batch run produced the case (run id, host, pid); recorded under ``batch`` in the JSON.
 
     Returns
     -------
     CaseResult
     """
     from infarctsam.engines import load_engine
-    from infarctsam.io.dataset import case_id_from_path, parse_entities, safe_id
     from infarctsam.io.dwi import load_adc, load_dwi
-    from infarctsam.outputs.case import case_paths, check_writable, dataset_description, write_case
+    from infarctsam.outputs.case import check_writable, dataset_description, write_case
     from infarctsam.outputs.qc import render_montage
     from infarctsam.postprocess import binarize, lesion_stats
     from infarctsam.preprocess import preprocess
@@ -134,12 +182,10 @@ def segment(
     t0 = time.perf_counter()
     outdir = Path(output)
     dwi_path = Path(dwi)
+    known = dict(input_sha256 or {})
     check_writable(outdir)
     eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device)
-    case = safe_id(case_id) if case_id else case_id_from_path(dwi_path)
-    ent = parse_entities(dwi_path.name)
-    subject = ent.get("sub") or re.sub(r"[^A-Za-z0-9]", "", case)  # BIDS naming needs a subject label
-    paths = case_paths(outdir, case, bids=bids, subject=subject, session=ent.get("ses"))
+    case, paths = output_plan(dwi_path, outdir, case_id=case_id, bids=bids)
 
     dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
     adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
@@ -158,16 +204,19 @@ def segment(
         "weights": info.weights,
         "engine_config": info.config,
         "inputs": {
-            "dwi": {"path": str(dwi_path), "sha256": file_sha256(dwi_path), "used": dwi_info.describe(),
+            "dwi": {"path": str(dwi_path), "sha256": known.get("dwi") or file_sha256(dwi_path),
+                    "used": dwi_info.describe(),
                     "b_value": dwi_info.b_value, "shape": list(dwi_vol.shape),
                     "spacing_mm": [round(s, 4) for s in dwi_vol.spacing]},
-            "adc": None if adc is None else {"path": str(adc), "sha256": file_sha256(adc),
+            "adc": None if adc is None else {"path": str(adc), "sha256": known.get("adc") or file_sha256(adc),
                                              "unit_detected": adc_vol.meta["adc_unit"],
                                              "resampled_to_dwi": adc_vol.meta["adc_resampled"]},
         },
         "brain_volume_ml": round(float(pre.brain.sum() * pre.voxel_ml), 2),
         "software": {"name": "infarctsam", "version": __version__},
     }
+    if provenance:
+        summary["batch"] = dict(provenance)
     if ref is not None:
         summary["reference"] = _reference_summary(mask, ref, dwi_vol.affine, reference)
     qc_png = None

@@ -1,4 +1,4 @@
-"""``infarctsam segment``: one DWI (file or DICOM folder) or a whole dataset."""
+"""``infarctsam segment``: one DWI (file or DICOM folder) or a whole dataset (root folder or list of cases)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from pathlib import Path
 
 import typer
 
-from infarctsam.cli.common import echo_err, run
+from infarctsam.cli.common import echo_err, fail, run
+
+_SINGLE_ONLY = ("--adc", "--reference", "--bval", "--case-id")
 
 
 def segment(
-    dwi: Path = typer.Argument(..., help="DWI: NIfTI/MetaImage file or DICOM folder (3D or 4D with b-values)."),
+    dwi: Path = typer.Argument(..., help="DWI: NIfTI/MetaImage file or DICOM folder (3D or 4D with b-values); or, "
+                               "for a batch, a dataset root (BIDS / ISLES'22 or flat folder) or a .txt/.tsv/.csv "
+                               "file listing 'DWI [ADC]' per line."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
     adc: Path | None = typer.Option(None, "--adc", help="ADC map (any unit: mm^2/s, x10^-3 or x10^-6)."),
     engine: str = typer.Option("auto", "--engine", "-e", help="auto, threshold or sam."),
@@ -23,8 +27,30 @@ def segment(
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC montage PNG."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     case_id: str | None = typer.Option(None, "--case-id", help="Output name (default: from the file name)."),
+    shard: str | None = typer.Option(None, "--shard", help="Batch: run shard I/N of the sorted case list (case k "
+                                     "goes to shard k mod N; I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/50."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Batch: Dask scheduler address "
+                                         "(tcp://host:8786), or local:N for N local worker processes."),
+    force: bool = typer.Option(False, "--force", help="Batch: redo finished cases too (default: skip cases whose "
+                               "outputs match the inputs, engine and weights)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Batch: no progress bar."),
 ) -> None:
-    """Segment the infarct on a DWI: lesion mask (NIfTI, input grid), volume JSON, QC picture."""
+    """Segment the infarct on a DWI: lesion mask (NIfTI, input grid), volume JSON, QC picture.
+
+    Given a dataset root or a case list, segments every case (a batch): the engine is loaded once, a failed case is
+    recorded and the run goes on, finished cases are skipped on a rerun, and OUT/infarctsam_run.jsonl and
+    OUT/infarctsam_summary.csv record the run. Exit code 1 when any case failed.
+    """
+    from infarctsam.scale.cases import is_batch_input
+
+    if is_batch_input(dwi):
+        _batch(dwi, output, engine=engine, weights=weights, device=device, bids=bids,
+               save_probability=save_probability, qc=qc, shard=shard, scheduler=scheduler, force=force, quiet=quiet,
+               single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id), strict=True)))
+        return
+    for name, value in (("--shard", shard), ("--scheduler", scheduler)):
+        if value is not None:
+            raise fail(f"{name} applies to a batch (a dataset root or a list of cases), not to one DWI")
     from infarctsam.api import segment as api_segment
 
     result = run(
@@ -39,6 +65,33 @@ def segment(
     typer.echo(line)
     for f in result.files:
         echo_err(f"wrote {f}")
+
+
+def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, device: str, bids: bool,
+           save_probability: bool, qc: bool, shard: str | None, scheduler: str | None, force: bool, quiet: bool,
+           single: dict[str, object]) -> None:
+    from infarctsam.scale.cases import parse_shard
+    from infarctsam.scale.records import format_table
+    from infarctsam.scale.runner import run_batch
+
+    given = [name for name, value in single.items() if value is not None]
+    if given:
+        raise fail(f"{', '.join(given)} applies to one DWI; in a batch each case's ADC is found beside its DWI "
+                   "(or in the list's second column)")
+    shard_ix = run(parse_shard, shard) if shard is not None else None
+    report = run(run_batch, root, output, engine=engine, weights=weights, device=device, bids=bids,
+                 save_probability=save_probability, qc=qc, shard=shard_ix, scheduler=scheduler, force=force,
+                 progress=not quiet)
+    typer.echo(format_table(report.records))
+    c = report.counts
+    typer.echo(f"{len(report.records)} case(s): {c['ok']} segmented, {c['skipped']} already done, {c['failed']} "
+               f"failed in {report.elapsed_s:.1f} s [engine {report.engine.get('engine')}]")
+    for r in report.records:
+        if r["status"] == "failed":
+            echo_err(f"failed: {r['case']}: {r['error']}")
+    if not quiet:
+        echo_err(f"run log {report.log}; summary {report.summary}")
+    raise typer.Exit(report.exit_code)
 
 
 def register(app: typer.Typer) -> None:

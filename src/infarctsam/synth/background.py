@@ -151,7 +151,7 @@ def paint_background(rng: np.random.Generator, seed: int, cfg: PhantomConfig,
                     for les, con in lesions],
         "alignment": fit, "adc_synthetic": background_adc is None, "adc_unit": unit,
         "adc_to_1e-6": ADC_UNITS_TO_1E6[unit], "shape": list(grid.shape), "spacing_mm": list(grid.spacing),
-        "b_value": float(background.meta.get("b_value", 1000.0)),
+        "b_value": float(background.meta.get("b_value") or 1000.0),
     }
     ph = _assemble(background.affine, dwi_out.astype(np.float32), adc_out.astype(np.float32), lesion, brain, meta)
     for vol in (ph.dwi, ph.adc, ph.lesion, ph.brain):

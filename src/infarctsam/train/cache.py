@@ -2,8 +2,9 @@
 
 The image encoder is frozen during training, so its output for every training slice is computed once and stored
 (float16, memory-mapped). When the encoder's neck is trained, the cache holds the trunk's features before the neck.
-A cache is built in a temporary folder and renamed when complete, so an interrupted build is redone and a finished
-one is reused by every later run (and resume) with the same data configuration.
+A cache is built in a temporary folder, one file per finished case (an interrupted build continues where it
+stopped), then assembled and renamed; a finished cache is reused by every later run (and resume) with the same data
+configuration. Cases whose input is unusable are left out and listed in ``skipped.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from infarctsam.errors import ConfigError, InfarctsamError
+from infarctsam.io.atomic import atomic_path
 from infarctsam.train.config import TrainConfig
 from infarctsam.train.data import CaseLoader, CaseSpec, case_slices
 
@@ -125,28 +128,46 @@ def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, au
 
     if (folder / "cases.json").exists():
         return SliceCache.open(folder)
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = folder.with_name(folder.name + ".partial")  # one file per finished case: an interrupted build resumes
+    tmp.mkdir(parents=True, exist_ok=True)
     jobs = [(spec, r) for spec in specs for r in range(cfg.data[spec.source].repeat if augment else 1)]
-    parts, cases, start = [], [], 0
+    parts, cases, start, skipped = [], [], 0, []
     pre_neck = cfg.stage1.train_neck
-    onnx = _onnx_trunk(model, cfg, pre_neck)
-    for spec, r in tqdm(jobs, desc=f"caching {folder.name}", disable=not progress, unit="case"):
-        rng = np.random.default_rng([spec.seed, r])
-        dwi, mask = loader.load(spec)
-        if augment:
-            dwi, mask = augment_case(rng, dwi, mask, cfg.augment)
-        sl = case_slices(dwi, mask, cfg.model, cfg.margin_slices, rng, keep_all=keep_all)
-        feats = encoder_features(model, sl.images, pre_neck, onnx=onnx)
-        parts.append((sl.images, sl.masks, feats))
-        n = len(sl.z)
-        cases.append({"case_id": f"{spec.case_id}#{r}", "start": start, "n": n, "z": sl.z.tolist(),
-                      "lesion_slices": int(sl.masks.reshape(n, -1).max(axis=1).sum())})
+    onnx = None
+    for k, (spec, r) in enumerate(tqdm(jobs, desc=f"caching {folder.name}", disable=not progress, unit="case")):
+        done = tmp / f"case{k:05d}.npz"
+        if not done.exists():
+            rng = np.random.default_rng([spec.seed, r])
+            try:
+                dwi, mask = loader.load(spec)
+                if augment:
+                    dwi, mask = augment_case(rng, dwi, mask, cfg.augment)
+                sl = case_slices(dwi, mask, cfg.model, cfg.margin_slices, rng, keep_all=keep_all)
+            except InfarctsamError as exc:  # a broken case is reported and left out, not fatal
+                skipped.append({"case_id": spec.case_id, "error": str(exc)})
+                continue
+            onnx = onnx if onnx is not None else _onnx_trunk(model, cfg, pre_neck)
+            feats = encoder_features(model, sl.images, pre_neck, onnx=onnx)
+            with atomic_path(done) as path:
+                with path.open("wb") as fh:
+                    np.savez(fh, images=sl.images, masks=sl.masks, feats=feats, z=sl.z)
+        with np.load(done) as arrays:
+            part = (arrays["images"], arrays["masks"], arrays["feats"])
+            z = arrays["z"]
+        parts.append(part)
+        n = len(z)
+        cases.append({"case_id": f"{spec.case_id}#{r}", "start": start, "n": n, "z": z.tolist(),
+                      "lesion_slices": int(part[1].reshape(n, -1).max(axis=1).sum())})
         start += n
+    if not parts:
+        raise ConfigError(f"no usable case for {folder.name}: {skipped[:1]}")
+    if skipped:
+        (tmp / "skipped.json").write_text(json.dumps(skipped, indent=1))
     for name, k in (("images", 0), ("masks", 1), ("feats", 2)):
         np.save(tmp / f"{name}.npy", np.concatenate([p[k] for p in parts]))
     (tmp / "cases.json").write_text(json.dumps(cases))
+    for done in tmp.glob("case*.npz"):
+        done.unlink()
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return SliceCache.open(folder)

@@ -1,0 +1,270 @@
+"""Running one case of a batch, in this process or on a Dask worker.
+
+:func:`run_case` never raises for a problem of the case itself: it returns a small dict (status, figures, error
+line, input hashes) that the driver records. The engine is built once per process and kept in a cache keyed by
+(engine, weights, device). A case is finished when its JSON (written last, atomically) matches the inputs' sha256,
+the engine and the weights; anything else left by an earlier or interrupted run is removed before the case is redone,
+and a case that fails leaves no output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from infarctsam.errors import InfarctsamError
+
+if TYPE_CHECKING:
+    from infarctsam.engines.base import Engine, EngineInfo
+    from infarctsam.outputs.case import CasePaths
+    from infarctsam.scale.cases import PlannedCase
+
+STATUSES = ("ok", "skipped", "failed")
+_ENGINES: dict[tuple[Any, ...], Engine] = {}
+_ENGINES_LOCK = threading.Lock()  # a Dask worker with several threads builds its engine once
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How to build the engine, so that each process builds it once.
+
+    Attributes
+    ----------
+    name : str
+        ``auto``, ``threshold`` or ``sam``.
+    weights : str or None
+        Weights file for ``sam``.
+    device : str
+        ``cpu`` or ``cuda``.
+    factory : callable, optional
+        Builds a custom engine instead (must be importable by name on Dask workers); ``name``/``weights`` are then
+        ignored.
+    threads : int, optional
+        torch threads per process (set when several worker processes share one machine).
+    """
+
+    name: str = "auto"
+    weights: str | None = None
+    device: str = "cpu"
+    factory: Callable[[], Engine] | None = None
+    threads: int | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        """Cache key of the engine this spec builds."""
+        factory = None if self.factory is None else getattr(self.factory, "__qualname__", repr(self.factory))
+        return (self.name, self.weights, self.device, factory)
+
+
+@dataclass(frozen=True)
+class CaseOptions:
+    """Per-case settings shared by every case of a batch.
+
+    Attributes
+    ----------
+    outdir : str
+        Output folder (must be reachable at the same path from every worker).
+    bids : bool
+        BIDS-derivatives naming.
+    save_probability : bool
+        Also write the probability map.
+    qc : bool
+        Write the QC montage.
+    force : bool
+        Redo cases even when their outputs are finished.
+    run_id : str, optional
+        Identifier of the batch run, written into each case's JSON: a retried task (its worker died after finishing
+        the case) that finds the case finished by this very run reports it ``ok``, not ``skipped``.
+    """
+
+    outdir: str
+    bids: bool = False
+    save_probability: bool = False
+    qc: bool = True
+    force: bool = False
+    run_id: str | None = None
+
+
+def get_engine(spec: EngineSpec) -> Engine:
+    """The engine of ``spec``, built on first use in this process and reused afterwards."""
+    key = spec.key()
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            if spec.factory is not None:
+                engine = spec.factory()
+            else:
+                from infarctsam.engines import load_engine
+
+                engine = load_engine(spec.name, weights=spec.weights, device=spec.device)
+            if spec.threads and "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(int(spec.threads))
+            _ENGINES[key] = engine
+    return engine
+
+
+def engine_identity(spec: EngineSpec) -> dict[str, Any]:
+    """Name, weights and configuration of the engine of ``spec`` (building it in this process if needed)."""
+    info = get_engine(spec).info
+    return {"engine": info.name, "weights": info.weights, "engine_config": info.config}
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def input_hashes(planned: PlannedCase) -> dict[str, str | None]:
+    """sha256 of the case's DWI and ADC (``None`` for an absent ADC)."""
+    from infarctsam.api import file_sha256
+    from infarctsam.errors import InputError
+
+    out: dict[str, str | None] = {}
+    for key, path in (("dwi", planned.case.dwi), ("adc", planned.case.adc)):
+        if path is None:
+            out[key] = None
+            continue
+        if not Path(path).exists():
+            raise InputError(f"{key.upper()} not found: {path}")
+        try:
+            out[key] = file_sha256(path)
+        except OSError as exc:
+            raise InputError(f"{Path(path).name}: cannot read ({exc.strerror or exc})") from exc
+    return out
+
+
+def finished_summary(paths: CasePaths, hashes: dict[str, str | None], info: EngineInfo,
+                     opts: CaseOptions) -> dict[str, Any] | None:
+    """The case's JSON when its outputs are complete and match these inputs, engine, weights and options."""
+    try:
+        data = json.loads(paths.summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    dwi = inputs.get("dwi") if isinstance(inputs.get("dwi"), dict) else {}
+    adc = inputs.get("adc") if isinstance(inputs.get("adc"), dict) else {}
+    if dwi.get("sha256") != hashes["dwi"] or adc.get("sha256") != hashes["adc"]:
+        return None
+    if data.get("engine") != info.name or data.get("weights") != info.weights:
+        return None
+    outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
+    wanted = {"mask"} | ({"qc"} if opts.qc else set()) | ({"probability"} if opts.save_probability else set())
+    if not wanted <= set(outputs):
+        return None
+    folder = paths.summary.parent
+    if not all(isinstance(name, str) and (folder / Path(name).name).is_file() for name in outputs.values()):
+        return None
+    return data
+
+
+def clear_case(paths: CasePaths) -> list[Path]:
+    """Remove a case's outputs and any temporary file an interrupted write left; return what was removed."""
+    removed = []
+    for p in paths.all():
+        leftovers = glob.glob(os.path.join(glob.escape(str(p.parent)), f".{glob.escape(p.name)}.*.tmp*"))
+        for f in [p, *map(Path, leftovers)]:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+                removed.append(f)
+    return removed
+
+
+def failed_record(planned: PlannedCase, error: str | None = None) -> dict[str, Any]:
+    """A record of ``planned`` with status ``failed`` and the given error (filled in as the case progresses)."""
+    case = planned.case
+    return {
+        "case": planned.case_id, "status": "failed", "error": error, "volume_ml": None, "voxel_count": None,
+        "lesion_count": None, "largest_lesion_ml": None, "seconds": 0.0, "engine": None, "weights": None,
+        "dwi": str(case.dwi), "adc": None if case.adc is None else str(case.adc), "dwi_sha256": None,
+        "adc_sha256": None, "json": None, "host": socket.gethostname(), "pid": os.getpid(), "time": None,
+    }
+
+
+def _fill(record: dict[str, Any], summary: dict[str, Any], paths: CasePaths, outdir: Path) -> None:
+    for key in ("volume_ml", "voxel_count", "lesion_count", "largest_lesion_ml"):
+        value = summary.get(key)
+        record[key] = round(value, 4) if isinstance(value, float) else value
+    with contextlib.suppress(ValueError):
+        record["json"] = paths.summary.relative_to(outdir).as_posix()
+
+
+def error_line(exc: BaseException) -> str:
+    """One line describing an exception (user errors as they are, others with their type)."""
+    if isinstance(exc, InfarctsamError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    text = " ".join(str(exc).split())
+    return f"unexpected {type(exc).__name__}: {text}" if text else f"unexpected {type(exc).__name__}"
+
+
+def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[str, Any]:
+    """Segment one case of a batch (or skip it when already finished) and return its record.
+
+    Parameters
+    ----------
+    planned : PlannedCase
+        The case and its output paths.
+    opts : CaseOptions
+        Output options.
+    spec : EngineSpec
+        The engine, built once per process.
+
+    Returns
+    -------
+    dict
+        ``case``, ``status`` (ok / skipped / failed), ``error`` (one line or None), ``volume_ml``, ``voxel_count``,
+        ``lesion_count``, ``largest_lesion_ml``, ``seconds``, ``engine``, ``weights``, ``dwi``, ``adc``,
+        ``dwi_sha256``, ``adc_sha256``, ``json`` (relative to the output folder), ``host``, ``pid``, ``time``.
+    """
+    from infarctsam.api import segment
+
+    t0 = time.perf_counter()
+    outdir = Path(opts.outdir)
+    record = failed_record(planned)
+    try:
+        if planned.error is not None or planned.paths is None:
+            record["error"] = planned.error or "no output paths"
+            return record
+        paths = planned.paths
+        engine = get_engine(spec)
+        info = engine.info
+        record["engine"], record["weights"] = info.name, info.weights
+        hashes = input_hashes(planned)
+        record["dwi_sha256"], record["adc_sha256"] = hashes["dwi"], hashes["adc"]
+        done = finished_summary(paths, hashes, info, opts)
+        batch = done.get("batch") if done is not None else None
+        by_this_run = opts.run_id is not None and isinstance(batch, dict) and batch.get("run") == opts.run_id
+        if done is not None and (by_this_run or not opts.force):
+            record["status"] = "ok" if by_this_run else "skipped"
+            _fill(record, done, paths, outdir)
+            return record
+        clear_case(paths)
+        try:
+            result = segment(planned.case.dwi, outdir, adc=planned.case.adc, engine=engine, bids=opts.bids,
+                             save_probability=opts.save_probability, qc=opts.qc, case_id=planned.case_id,
+                             input_sha256={k: v for k, v in hashes.items() if v},
+                             provenance={"run": opts.run_id, "host": record["host"], "pid": record["pid"]})
+        except BaseException:
+            clear_case(paths)
+            raise
+        record["status"] = "ok"
+        _fill(record, result.summary, paths, outdir)
+    except Exception as exc:  # one case's failure is recorded, the batch goes on
+        record["status"], record["error"] = "failed", error_line(exc)
+    finally:
+        record["seconds"] = round(time.perf_counter() - t0, 3)
+        record["time"] = now_iso()
+    return record
