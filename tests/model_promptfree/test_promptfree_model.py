@@ -70,7 +70,7 @@ def test_predictor_probability_volume_and_bounded_memory(tiny_model, monkeypatch
     assert prob.shape == pre.dwi.shape and prob.dtype == np.float32
     assert 0.0 <= prob.min() and prob.max() <= 1.0
     n_slices = int((pre.brain.sum(axis=(0, 1)) >= 10).sum())
-    assert len(sizes) == 2 * n_slices  # forward and backward passes
+    assert len(sizes) == n_slices  # forward and backward passes run together, one memory per step
     cap = max(TINY.num_maskmem - 1, TINY.max_obj_ptrs - 1)
     assert max(sizes) <= cap < n_slices  # the bank never holds the whole stack
     empty = pre.brain.sum(axis=(0, 1)) < 10
@@ -162,3 +162,14 @@ def test_onnx_runtime_encoder_matches_torch(tiny_model):
     rel = float((a.image_embed - b.image_embed).abs().max() / b.image_embed.abs().max())
     assert rel < 1e-4
     np.testing.assert_allclose(fast.predict(pre), slow.predict(pre), atol=1e-3)
+
+
+def test_batched_bidirectional_decoding_equals_two_passes(tiny_model):
+    from infarctsam.model.predictor import decode_both_directions, decode_stack
+
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        feats = tiny_model.encode(torch.rand(6, 3, 64, 64))
+        fwd, bwd = decode_both_directions(tiny_model, feats)
+        torch.testing.assert_close(fwd, decode_stack(tiny_model, feats, reverse=False), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(bwd, decode_stack(tiny_model, feats, reverse=True), atol=1e-5, rtol=1e-4)

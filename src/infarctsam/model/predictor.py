@@ -112,10 +112,9 @@ class VolumePredictor:
 
         with torch.inference_mode():
             feats = self.encode(torch.from_numpy(np.ascontiguousarray(images)).to(self.device))
-            fwd = self.decode(feats, reverse=False)
             if not self.config.bidirectional or len(images) == 1:
-                return fwd.cpu().numpy()
-            bwd = self.decode(feats, reverse=True)
+                return self.decode(feats, reverse=False).cpu().numpy()
+            fwd, bwd = decode_both_directions(self.model, feats)
             return (0.5 * (fwd + bwd)).cpu().numpy()
 
     def encode(self, images):
@@ -165,3 +164,31 @@ def decode_stack(model, feats, reverse: bool):
         if step.memory is not None:
             bank.add(i, step.memory)
     return out
+
+
+def decode_both_directions(model, feats):
+    """The forward and the backward pass decoded together, as a batch of two sequences.
+
+    Step ``t`` decodes slice ``t`` of the forward pass and slice ``n - 1 - t`` of the backward pass; both see their
+    own previous ``t`` slices at the same temporal offsets, so one memory bank of batch-2 entries serves both. The
+    result equals two calls of :func:`decode_stack` at half the number of network calls.
+    """
+    import torch
+
+    from infarctsam.model.sam2 import FrameFeatures, MemoryBank
+
+    n = feats.batch_size
+    cfg = model.sam.config
+    bank = MemoryBank(num_maskmem=cfg.num_maskmem, max_obj_ptrs=cfg.max_obj_ptrs_in_encoder)
+    fwd = torch.zeros(n, cfg.image_size, cfg.image_size, device=feats.image_embed.device)
+    bwd = torch.zeros_like(fwd)
+    for t in range(n):
+        rows = torch.tensor([t, n - 1 - t], device=feats.image_embed.device)
+        high = None if feats.high_res is None else tuple(h[rows] for h in feats.high_res)
+        frame = FrameFeatures(feats.image_embed[rows], feats.image_pos[rows], high)
+        step = model.step(frame, bank.entries_for(t), num_frames=n)
+        probs = torch.sigmoid(step.high_res_masks[:, 0].float())
+        fwd[t], bwd[n - 1 - t] = probs[0], probs[1]
+        if step.memory is not None:
+            bank.add(t, step.memory)
+    return fwd, bwd

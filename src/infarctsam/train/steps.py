@@ -104,18 +104,19 @@ def _select_rows(features, rows: Tensor):
 def decode_cached_case(model: nn.Module, feats: np.ndarray, images: np.ndarray, pre_neck: bool, memory: bool,
                        bidirectional: bool = True, batch: int = 16) -> np.ndarray:
     """Probabilities ``(n, S, S)`` of one case's cached slices: independent slices, or the two memory passes."""
-    f = torch.from_numpy(np.asarray(feats, dtype=np.float32))
-    x = torch.from_numpy(np.asarray(images, dtype=np.float32))
+    device = next(model.parameters()).device
+    f = torch.from_numpy(np.asarray(feats, dtype=np.float32)).to(device)
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32)).to(device)
     if not memory:
         out = []
         for i in range(0, len(f), batch):
             fe = model.features_from_embedding(embed(model, f[i: i + batch], pre_neck), x[i: i + batch])
             out.append(torch.sigmoid(model.step(fe, (), encode_memory=False).high_res_masks[:, 0].float()))
-        return torch.cat(out).numpy()
-    from infarctsam.model.predictor import decode_stack
+        return torch.cat(out).cpu().numpy()
+    from infarctsam.model.predictor import decode_both_directions, decode_stack
 
     features = model.features_from_embedding(embed(model, f, pre_neck), x)
-    probs = decode_stack(model, features, reverse=False)
     if bidirectional and len(f) > 1:
-        probs = 0.5 * (probs + decode_stack(model, features, reverse=True))
-    return probs.numpy()
+        fwd, bwd = decode_both_directions(model, features)
+        return (0.5 * (fwd + bwd)).cpu().numpy()
+    return decode_stack(model, features, reverse=False).cpu().numpy()

@@ -1,0 +1,162 @@
+"""Benchmark the prompt-free model's backbones on CPU (run by hand; not part of the test suite).
+
+For each backbone and input size: FLOPs per slice (image encoder; one memory-conditioned decoder step), encoder
+seconds per slice under several runtimes (eager fp32, channels-last, bf16 autocast, ONNX Runtime), decoder seconds
+per slice and pass, and the end-to-end time and peak memory of one ISLES-size case (the bundled real sample,
+112x112x73) in a fresh process.
+
+    python benchmarks/bench_model.py                 # all configurations, writes benchmarks/model_results.md
+    python benchmarks/bench_model.py --quick         # litemedsam at 128 px only
+
+Weights do not change timings: random weights are used unless --weights gives a trained model for the
+end-to-end row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "examples" / "isles22-sub-strokecase0009" / "sub-strokecase0009_ses-0001_dwi.nii.gz"
+CONFIGS = [("litemedsam", 128), ("litemedsam", 256), ("litemedsam", 512), ("sam2.1_hiera_tiny", 256),
+           ("sam2.1_hiera_tiny", 512)]
+
+
+def _timeit(fn, repeat: int = 2) -> float:
+    fn()
+    t = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t) / repeat
+
+
+def measure(backbone: str, size: int, batch: int) -> dict:
+    """Per-slice FLOPs and timings of one configuration, in this process."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from infarctsam.model.build import build_model
+    from infarctsam.model.config import ModelConfig
+    from infarctsam.model.sam2 import MemoryBank
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone=backbone, image_size=size)
+    model, _ = build_model(cfg, None)
+    x = torch.rand(batch, 3, size, size)
+    row: dict = {"backbone": backbone, "size": size}
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as fc:
+            model.encode(x[:1])
+        row["encoder_gflop"] = fc.get_total_flops() / 1e9
+        feats = model.encode(x)
+        bank = MemoryBank(num_maskmem=model.sam.config.num_maskmem,
+                          max_obj_ptrs=model.sam.config.max_obj_ptrs_in_encoder)
+        for i in range(3):
+            bank.add(i, model.step(feats.select(i), bank.entries_for(i), num_frames=batch).memory)
+        with FlopCounterMode(display=False) as fc:
+            model.step(feats.select(3), bank.entries_for(3), num_frames=batch)
+        row["decoder_step_gflop"] = fc.get_total_flops() / 1e9
+        row["encoder_s_fp32"] = _timeit(lambda: model.encode(x)) / batch
+        model_cl = model.to(memory_format=torch.channels_last)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        row["encoder_s_channels_last"] = _timeit(lambda: model_cl.encode(x_cl)) / batch
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            row["encoder_s_bf16"] = _timeit(lambda: model.encode(x)) / batch
+        row["decoder_s_per_slice_pass"] = _timeit(
+            lambda: model.step(feats.select(3), bank.entries_for(3), num_frames=batch), repeat=4)
+    if backbone == "litemedsam":
+        from infarctsam.model.onnx_trunk import OnnxTrunk, onnxruntime_available
+
+        if onnxruntime_available():
+            t = time.perf_counter()
+            ort = OnnxTrunk(model.sam.image_encoder.trunk, size, threads=torch.get_num_threads(), cache_dir=None)
+            row["onnx_export_s"] = time.perf_counter() - t
+            xn = x.numpy()
+            row["encoder_s_onnx"] = _timeit(lambda: ort(xn, batch)) / batch
+    return row
+
+
+def end_to_end(backbone: str, size: int, weights: str | None, runtime: str) -> dict:
+    """Time and peak RSS of segmenting the sample case in a fresh process (model load included)."""
+    code = f"""
+import json, resource, time, sys
+t0 = time.perf_counter()
+import torch
+from infarctsam.io.dwi import load_dwi
+from infarctsam.preprocess import preprocess
+from infarctsam.model.build import build_model
+from infarctsam.model.config import ModelConfig
+from infarctsam.model.predictor import VolumePredictor, PredictorOptions
+if {weights!r}:
+    model, info = build_model(None, {weights!r})
+    cfg = ModelConfig(**info["card"]["config"])
+else:
+    cfg = ModelConfig(backbone={backbone!r}, image_size={size})
+    model, _ = build_model(cfg, None)
+t1 = time.perf_counter()
+pred = VolumePredictor(model, cfg, PredictorOptions(runtime={runtime!r}))
+dwi, _ = load_dwi({str(SAMPLE)!r})
+pre = preprocess(dwi)
+t2 = time.perf_counter()
+prob = pred.predict(pre)
+t3 = time.perf_counter()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"load_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2, "total_s": t3 - t0,
+                  "peak_rss_mib": rss}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="litemedsam at 128 px only")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--weights", default=None, help="trained .safetensors for the end-to-end row")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "model_results.md"))
+    args = parser.parse_args()
+    import torch
+
+    configs = CONFIGS[:1] if args.quick else CONFIGS
+    rows = []
+    for backbone, size in configs:
+        row = measure(backbone, size, args.batch)
+        runtimes = ["torch", "onnx"] if backbone == "litemedsam" and "encoder_s_onnx" in row else ["torch"]
+        for runtime in runtimes:
+            weights = args.weights if (backbone, size) == ("litemedsam", 128) else None
+            row[f"case_{runtime}"] = end_to_end(backbone, size, weights, runtime)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    lines = [
+        "# Model benchmark",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, Python {platform.python_version()}; "
+        f"peak RSS of this script {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.",
+        f"Case: the bundled ISLES'22 sample (112x112x73, 2 mm); batch {args.batch} slices for the encoder.",
+        "",
+        "| backbone | px | encoder GFLOP/slice | decoder step GFLOP | encoder s/slice fp32 | channels-last | bf16 |"
+        " ONNX Runtime | decoder s/slice/pass | case s (torch) | case s (ONNX) | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        onnx_case = r.get("case_onnx", {})
+        lines.append(
+            f"| {r['backbone']} | {r['size']} | {r['encoder_gflop']:.1f} | {r['decoder_step_gflop']:.2f} | "
+            f"{r['encoder_s_fp32']:.3f} | {r['encoder_s_channels_last']:.3f} | {r['encoder_s_bf16']:.3f} | "
+            f"{r.get('encoder_s_onnx', float('nan')):.3f} | {r['decoder_s_per_slice_pass']:.3f} | "
+            f"{r['case_torch']['total_s']:.1f} | {onnx_case.get('total_s', float('nan')):.1f} | "
+            f"{max(r['case_torch']['peak_rss_mib'], onnx_case.get('peak_rss_mib', 0)):.0f} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
