@@ -33,6 +33,9 @@ class ModelConfig(BaseModel):
         Components smaller than this are removed.
     bidirectional : bool
         Decode the slice stack forward and backward and average the two.
+    memory_scope : str
+        ``lesion``: the memory passes run over the slices around those whose single-slice object score says
+        lesion (the others stay empty), ``all``: over the whole stack.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -47,6 +50,7 @@ class ModelConfig(BaseModel):
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     min_lesion_ml: float = Field(0.05, ge=0.0)
     bidirectional: bool = True
+    memory_scope: Literal["lesion", "all"] = "lesion"
 
     @property
     def is_sam2(self) -> bool:

@@ -44,9 +44,11 @@ class PredictorOptions:
     runtime: str = "auto"
 
 
-def brain_slices(brain: np.ndarray, min_voxels: int = 10) -> np.ndarray:
-    """Indices of axial slices holding at least ``min_voxels`` brain voxels."""
-    return np.flatnonzero(brain.sum(axis=(0, 1)) >= min_voxels)
+def brain_slices(brain: np.ndarray, min_voxels: int = 10, min_fraction: float = 0.03) -> np.ndarray:
+    """Indices of axial slices holding at least ``min_voxels`` brain voxels and ``min_fraction`` of the largest
+    slice's brain area (slices grazing the brain's top or bottom edge carry no usable tissue)."""
+    area = brain.sum(axis=(0, 1))
+    return np.flatnonzero((area >= min_voxels) & (area >= min_fraction * area.max()))
 
 
 class VolumePredictor:
@@ -112,10 +114,8 @@ class VolumePredictor:
 
         with torch.inference_mode():
             feats = self.encode(torch.from_numpy(np.ascontiguousarray(images)).to(self.device))
-            if not self.config.bidirectional or len(images) == 1:
-                return self.decode(feats, reverse=False).cpu().numpy()
-            fwd, bwd = decode_both_directions(self.model, feats)
-            return (0.5 * (fwd + bwd)).cpu().numpy()
+            return decode_volume(self.model, feats, self.config.bidirectional,
+                                 self.config.memory_scope == "all").cpu().numpy()
 
     def encode(self, images):
         """Encode all slices in batches; returns one :class:`FrameFeatures` for the whole stack."""
@@ -142,6 +142,56 @@ class VolumePredictor:
     def decode(self, feats, reverse: bool):
         """Decode the stack in one direction with a bounded memory bank; probabilities ``(n, S, S)``."""
         return decode_stack(self.model, feats, reverse)
+
+
+def decode_single(model, feats, batch: int = 16):
+    """Every slice on its own (no memory): probabilities ``(n, S, S)`` and object-score logits ``(n,)``."""
+    import torch
+
+    probs, scores = [], []
+    for i in range(0, feats.batch_size, batch):
+        step = model.step(feats.select(slice(i, i + batch)), (), encode_memory=False)
+        probs.append(torch.sigmoid(step.high_res_masks[:, 0].float()))
+        scores.append(step.object_score_logits[:, 0].float())
+    return torch.cat(probs), torch.cat(scores)
+
+
+def lesion_segments(present: np.ndarray, margin: int) -> list[tuple[int, int]]:
+    """Runs ``[start, stop)`` covering the slices flagged ``present``, widened by ``margin`` and merged."""
+    idx = np.flatnonzero(present)
+    segments: list[list[int]] = []
+    for i in idx:
+        lo, hi = max(0, int(i) - margin), min(len(present), int(i) + margin + 1)
+        if segments and lo <= segments[-1][1]:
+            segments[-1][1] = max(segments[-1][1], hi)
+        else:
+            segments.append([lo, hi])
+    return [(a, b) for a, b in segments]
+
+
+def decode_volume(model, feats, bidirectional: bool = True, full: bool = False):
+    """Probabilities ``(n, S, S)`` of a slice stack.
+
+    Every slice is first decoded on its own; its object score says whether it may hold lesion. The memory-
+    conditioned passes (both directions, averaged) then run over the runs of slices around those that may (or over
+    the whole stack when ``full``), which is where memory refines faint lesion edges; the other slices keep their
+    single-slice result (no lesion).
+    """
+    from infarctsam.model.sam2 import FrameFeatures
+
+    probs, scores = decode_single(model, feats)
+    n = feats.batch_size
+    margin = max(1, model.sam.config.num_maskmem)
+    segments = [(0, n)] if full else lesion_segments(scores.cpu().numpy() > 0, margin)
+    for a, b in segments:
+        high = None if feats.high_res is None else tuple(h[a:b] for h in feats.high_res)
+        sub = FrameFeatures(feats.image_embed[a:b], feats.image_pos[a:b], high)
+        if bidirectional and b - a > 1:
+            fwd, bwd = decode_both_directions(model, sub)
+            probs[a:b] = 0.5 * (fwd + bwd)
+        else:
+            probs[a:b] = decode_stack(model, sub, reverse=False)
+    return probs
 
 
 def decode_stack(model, feats, reverse: bool):

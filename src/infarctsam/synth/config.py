@@ -77,6 +77,8 @@ class PhantomConfig:
         Normal ADC in 1e-6 mm^2/s.
     p_artifact : float
         Probability of susceptibility pile-up artefacts (bright, normal ADC) at the skull base.
+    p_artifact_bilateral : float
+        Probability that each artefact also appears, similar, at the mirror position (as real ones mostly do).
     p_old_infarct : float
         Probability of an old (chronic, cavitated: dark DWI, high ADC, not labelled) infarct elsewhere.
     snr : Range
@@ -134,6 +136,7 @@ class PhantomConfig:
     adc_wm: Range = (650.0, 750.0)
     adc_csf: Range = (2500.0, 3200.0)
     p_artifact: float = 0.6
+    p_artifact_bilateral: float = 0.7
     p_old_infarct: float = 0.1
     snr: Range = (8.0, 40.0)
     bias: Range = (0.05, 0.4)

@@ -165,9 +165,16 @@ def _template_phantom(rng: np.random.Generator, seed: int, cfg: PhantomConfig, l
     artefacts = []
     if rng.random() < cfg.p_artifact:
         sites = _artefact_sites()
+        to_index = np.linalg.inv(tpl.affine)
         for _ in range(int(rng.integers(1, 5))):
-            artefacts.append((sites[int(rng.integers(len(sites)))].astype(float), float(rng.uniform(3.0, 8.0)),
-                              float(rng.uniform(0.3, 2.0))))
+            site = sites[int(rng.integers(len(sites)))].astype(float)
+            sigma, gain = float(rng.uniform(3.0, 8.0)), float(rng.uniform(0.3, 2.0))
+            artefacts.append((site, sigma, gain))
+            if rng.random() < cfg.p_artifact_bilateral:  # susceptibility pile-up is mostly symmetric
+                world = tpl.affine[:3, :3] @ site + tpl.affine[:3, 3]
+                world[0] = -world[0]
+                mirrored = to_index[:3, :3] @ world + to_index[:3, 3]
+                artefacts.append((mirrored, sigma * float(rng.uniform(0.8, 1.25)), gain * float(rng.uniform(0.7, 1.3))))
     canvas = contrast.paint_lesions(rng, tpl, painted, tc.atrophy, MNI_AFFINE)
     pose = geometry.sample_pose(rng, cfg, tpl.brain_centre_mm)
     deform = geometry.sample_deformation(rng, cfg, tpl.ventricle_centres_mm)

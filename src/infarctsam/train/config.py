@@ -36,7 +36,10 @@ class DataSource(_Strict):
     preset : str
         ``synth*``: phantom preset (``default`` randomised, ``isles``, ``clinical``).
     backgrounds : list of str
-        ``synth_background``: stroke-free DWI files.
+        ``synth_background``: real DWI files to paint synthetic infarcts into.
+    background_masks : list of str
+        ``synth_background``: the expert lesion masks of those DWIs, in the same order (empty string for a stroke-free
+        scan); the training label is the union of the real and the painted lesions.
     seed_offset : int
         Added to the run seed for this source's phantoms.
     """
@@ -47,6 +50,7 @@ class DataSource(_Strict):
     repeat: int = Field(1, ge=1)
     preset: Literal["default", "isles", "clinical"] = "default"
     backgrounds: list[str] = Field(default_factory=list)
+    background_masks: list[str] = Field(default_factory=list)
     seed_offset: int = 0
 
     @model_validator(mode="after")
@@ -56,7 +60,9 @@ class DataSource(_Strict):
         if self.kind != "dataset" and self.n is None:
             raise ValueError(f"a {self.kind} source needs n (number of phantoms)")
         if self.kind == "synth_background" and not self.backgrounds:
-            raise ValueError("a synth_background source needs backgrounds (stroke-free DWI files)")
+            raise ValueError("a synth_background source needs backgrounds (real DWI files)")
+        if self.background_masks and len(self.background_masks) != len(self.backgrounds):
+            raise ValueError("background_masks needs one entry (or an empty string) per background")
         return self
 
 
@@ -200,7 +206,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
     def resolve(p: str | None) -> str | None:
         return None if p is None else str(p if Path(p).is_absolute() else (base / p).resolve())
 
-    data = [d.model_copy(update={"path": resolve(d.path), "backgrounds": [resolve(b) for b in d.backgrounds]})
+    data = [d.model_copy(update={"path": resolve(d.path), "backgrounds": [resolve(b) for b in d.backgrounds],
+                                 "background_masks": [resolve(m) if m else "" for m in d.background_masks]})
             for d in cfg.data]
     start = cfg.start if cfg.start in ("litemedsam", "random") else resolve(cfg.start)
     return cfg.model_copy(update={"data": data, "output": resolve(cfg.output), "start": start})

@@ -124,10 +124,10 @@ class CaseLoader:
 
     def load(self, spec: CaseSpec) -> tuple[Volume, np.ndarray]:
         """The case's DWI and lesion mask (before augmentation)."""
-        from infarctsam.io.dwi import load_dwi
-        from infarctsam.io.volume import read_volume
-
         if spec.kind == "dataset":
+            from infarctsam.io.dwi import load_dwi
+            from infarctsam.io.volume import read_volume
+
             dwi, _ = load_dwi(spec.dwi)
             mask = read_volume(spec.mask).data
             if mask.ndim == 4:
@@ -138,14 +138,30 @@ class CaseLoader:
         from infarctsam.synth import make_phantom
 
         src = self.cfg.data[spec.source]
-        background = None
+        background, real_lesion = None, None
         if spec.kind == "synth_background":
-            bg = src.backgrounds[spec.seed % len(src.backgrounds)]
-            if bg not in self._backgrounds:
-                self._backgrounds[bg] = load_dwi(bg)[0]
-            background = self._backgrounds[bg]
+            k = spec.seed % len(src.backgrounds)
+            background, real_lesion = self._background(src.backgrounds[k],
+                                                       src.background_masks[k] if src.background_masks else "")
         ph = make_phantom(spec.seed, self._preset(src), self._library(src.path), background=background)
-        return ph.dwi, ph.lesion.data > 0
+        lesion = ph.lesion.data > 0
+        if real_lesion is not None:
+            lesion |= real_lesion
+        return ph.dwi, lesion
+
+    def _background(self, path: str, mask: str) -> tuple[Volume, np.ndarray | None]:
+        from infarctsam.io.dwi import load_dwi
+        from infarctsam.io.volume import read_volume
+
+        if path not in self._backgrounds:
+            self._backgrounds[path] = load_dwi(path)[0]
+        vol = self._backgrounds[path]
+        if not mask:
+            return vol, None
+        data = read_volume(mask).data
+        if data.shape[:3] != vol.spatial_shape:
+            raise ConfigError(f"background mask {Path(mask).name} is not on its DWI's grid")
+        return vol, data.reshape(vol.spatial_shape) > 0
 
 
 @dataclass
