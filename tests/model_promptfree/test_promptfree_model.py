@@ -173,3 +173,23 @@ def test_batched_bidirectional_decoding_equals_two_passes(tiny_model):
         fwd, bwd = decode_both_directions(tiny_model, feats)
         torch.testing.assert_close(fwd, decode_stack(tiny_model, feats, reverse=False), atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(bwd, decode_stack(tiny_model, feats, reverse=True), atol=1e-5, rtol=1e-4)
+
+
+def test_lesion_segments_widen_and_merge():
+    from infarctsam.model.predictor import lesion_segments
+
+    present = np.zeros(20, bool)
+    present[[5, 6, 9, 17]] = True
+    assert lesion_segments(present, 2) == [(3, 12), (15, 20)]
+    assert lesion_segments(np.zeros(5, bool), 3) == []
+
+
+def test_memory_scope_all_covers_the_stack(tiny_model):
+    from infarctsam.model.predictor import decode_both_directions, decode_volume
+
+    torch.manual_seed(4)
+    with torch.inference_mode():
+        feats = tiny_model.encode(torch.rand(5, 3, 64, 64))
+        full = decode_volume(tiny_model, feats, bidirectional=True, full=True)
+        fwd, bwd = decode_both_directions(tiny_model, feats)
+    torch.testing.assert_close(full, 0.5 * (fwd + bwd))

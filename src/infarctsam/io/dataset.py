@@ -24,6 +24,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MASK_SUFFIXES = ("msk", "mask", "lesion", "label", "seg", "roi")
 ADC_SUFFIXES = ("adc",)
 DWI_SUFFIXES = ("dwi", "trace", "b1000")
+LIST_SUFFIXES = (".txt", ".tsv", ".csv", ".lst")
 OTHER_MODALITIES = ("flair", "t1w", "t2w", "b0", "snp", "brainmask", "brain")
 
 
@@ -171,31 +172,63 @@ def _find_flat(folder: Path) -> list[Case]:
     return cases
 
 
-def _find_listed(listing: Path) -> list[Case]:
-    cases = []
+_HEADER_WORDS = ("dwi", "dwi_path", "path", "image", "case", "file")
+
+
+def read_case_list(listing: str | Path) -> list[Case]:
+    """Read a text file of cases: one ``DWI [ADC]`` per line (tab, comma or space separated).
+
+    Relative paths are relative to the list's folder; blank lines, ``#`` comments and a header line (``dwi,adc``)
+    are skipped. A listed file that does not exist is kept (a batch records it as a failed case), but a list in
+    which no listed DWI exists is refused.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no case, or none of the listed DWIs exists.
+    """
+    listing = Path(listing)
     try:
         lines = listing.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{listing.name}: cannot read the case list ({exc})") from exc
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
+    cases: list[Case] = []
+    missing: tuple[int, Path] | None = None
+    first = True
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         fields = [f for f in re.split(r"[\t,]|\s+", line) if f]
-        paths = [Path(f) if Path(f).is_absolute() else (listing.parent / f) for f in fields[:2]]
-        if not paths[0].exists():
-            raise InputError(f"{listing.name}, line {n}: {paths[0]} not found")
+        if first and fields[0].lower() in _HEADER_WORDS:
+            first = False
+            continue
+        first = False
+        paths = [Path(f) if Path(f).is_absolute() else listing.parent / f for f in fields[:2]]
+        if not paths[0].exists() and missing is None:
+            missing = (n, paths[0])
         ent = parse_entities(paths[0].name)
-        cases.append(
-            Case(
-                case_id=case_id_from_path(paths[0]),
-                dwi=paths[0],
-                adc=paths[1] if len(paths) > 1 else None,
-                subject=ent.get("sub"),
-                session=ent.get("ses"),
-            )
-        )
+        cases.append(Case(case_id=case_id_from_path(paths[0]), dwi=paths[0], adc=paths[1] if len(paths) > 1 else None,
+                          subject=ent.get("sub"), session=ent.get("ses")))
+    if not cases:
+        raise InputError(f"{listing.name}: the case list is empty")
+    if missing is not None and not any(c.dwi.exists() for c in cases):
+        raise InputError(f"{listing.name}: none of the listed DWIs exists (line {missing[0]}: {missing[1]} not found); "
+                         "relative paths are read from the list's folder")
     return cases
+
+
+def unique_cases(cases: list[Case]) -> list[Case]:
+    """Sort by case id and make ids unique (``-2``, ``-3``, ... on repeats)."""
+    seen: dict[str, int] = {}
+    unique = []
+    for case in sorted(cases, key=lambda c: (c.case_id, str(c.dwi))):
+        n = seen.get(case.case_id, 0)
+        seen[case.case_id] = n + 1
+        if n:
+            case = Case(f"{case.case_id}-{n + 1}", case.dwi, case.adc, case.mask, case.subject, case.session)
+        unique.append(case)
+    return unique
 
 
 def find_cases(root: str | Path) -> list[Case]:
@@ -220,21 +253,13 @@ def find_cases(root: str | Path) -> list[Case]:
     if not root.exists():
         raise InputError(f"input not found: {root}")
     if root.is_file():
-        if root.suffix.lower() not in (".txt", ".tsv", ".csv", ".lst"):
+        if root.suffix.lower() not in LIST_SUFFIXES:
             raise InputError(f"{root.name}: expected a folder or a text file listing cases")
-        cases = _find_listed(root)
+        cases = read_case_list(root)
     elif (root / "rawdata").is_dir() or any(root.glob("sub-*/")) and any(root.glob("sub-*/**/*_dwi.*")):
         cases = _find_bids(root)
     else:
         cases = _find_flat(root)
     if not cases:
         raise InputError(f"{root}: no cases found (expected BIDS rawdata/sub-*/.../*_dwi.nii.gz or image files)")
-    seen: dict[str, int] = {}
-    unique = []
-    for case in sorted(cases, key=lambda c: (c.case_id, str(c.dwi))):
-        n = seen.get(case.case_id, 0)
-        seen[case.case_id] = n + 1
-        if n:
-            case = Case(f"{case.case_id}-{n + 1}", case.dwi, case.adc, case.mask, case.subject, case.session)
-        unique.append(case)
-    return unique
+    return unique_cases(cases)

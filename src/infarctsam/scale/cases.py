@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from infarctsam.errors import ConfigError, InfarctsamError, InputError
-from infarctsam.io.dataset import Case, case_id_from_path, find_cases, parse_entities
+from infarctsam.errors import ConfigError, InfarctsamError
+from infarctsam.io.dataset import LIST_SUFFIXES, Case, find_cases
 
 if TYPE_CHECKING:
     from infarctsam.outputs.case import CasePaths
 
 T = TypeVar("T")
-LIST_SUFFIXES = (".txt", ".tsv", ".csv", ".lst")
-_HEADER_WORDS = {"dwi", "dwi_path", "path", "image", "case", "file"}
 _DICOM_SUFFIXES = (".dcm", ".ima", ".dicom")
 
 
@@ -92,71 +90,6 @@ def is_batch_input(path: str | Path) -> bool:
     return False
 
 
-def _unique(cases: list[Case]) -> list[Case]:
-    seen: dict[str, int] = {}
-    out = []
-    for case in sorted(cases, key=lambda c: (c.case_id, str(c.dwi))):
-        n = seen.get(case.case_id, 0)
-        seen[case.case_id] = n + 1
-        if n:
-            case = Case(f"{case.case_id}-{n + 1}", case.dwi, case.adc, case.mask, case.subject, case.session)
-        out.append(case)
-    return out
-
-
-def read_case_list(listing: str | Path) -> list[Case]:
-    """Read a text file of cases: one ``DWI [ADC]`` per line (tab, comma or space separated).
-
-    Relative paths are relative to the list's folder; blank lines, ``#`` comments and a header line (``dwi,adc``)
-    are skipped. A listed file that does not exist is kept (the batch records it as a failed case), but a list in
-    which no listed DWI exists is refused.
-
-    Parameters
-    ----------
-    listing : str or Path
-        The ``.txt`` / ``.tsv`` / ``.csv`` / ``.lst`` file.
-
-    Returns
-    -------
-    list of Case
-        Sorted by case id, ids made unique.
-
-    Raises
-    ------
-    InputError
-        Unreadable file, no case, or none of the listed DWIs exists.
-    """
-    listing = Path(listing)
-    try:
-        lines = listing.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{listing.name}: cannot read the case list ({exc})") from exc
-    cases: list[Case] = []
-    missing: tuple[int, Path] | None = None
-    first = True
-    for n, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = [f for f in re.split(r"[\t,]|\s+", line) if f]
-        if first and fields[0].lower() in _HEADER_WORDS:
-            first = False
-            continue
-        first = False
-        paths = [Path(f) if Path(f).is_absolute() else listing.parent / f for f in fields[:2]]
-        if not paths[0].exists() and missing is None:
-            missing = (n, paths[0])
-        ent = parse_entities(paths[0].name)
-        cases.append(Case(case_id=case_id_from_path(paths[0]), dwi=paths[0], adc=paths[1] if len(paths) > 1 else None,
-                          subject=ent.get("sub"), session=ent.get("ses")))
-    if not cases:
-        raise InputError(f"{listing.name}: the case list is empty")
-    if missing is not None and not any(c.dwi.exists() for c in cases):
-        raise InputError(f"{listing.name}: none of the listed DWIs exists (line {missing[0]}: {missing[1]} not found); "
-                         "relative paths are read from the list's folder")
-    return _unique(cases)
-
-
 def discover(root: str | Path) -> list[Case]:
     """The cases of a batch input (see :func:`is_batch_input`), sorted by case id.
 
@@ -165,9 +98,6 @@ def discover(root: str | Path) -> list[Case]:
     InputError
         The input does not exist or holds no case.
     """
-    root = Path(root)
-    if root.is_file() and root.suffix.lower() in LIST_SUFFIXES:
-        return read_case_list(root)
     return find_cases(root)
 
 
