@@ -142,12 +142,13 @@ def overlay_figure(result: EvaluationResult, chosen: list[str] | None = None, im
         for c, (m, p_ras) in enumerate(zip(result.methods, preds_ras, strict=True)):
             ax = fig.add_subplot(len(picks), cols, r * cols + c + 1)
             rgb = _rgb(gt_ras[sx, sy, k], p_ras[sx, sy, k], None if bg_ras is None else bg_ras[sx, sy, k])
-            ax.imshow(np.transpose(rgb, (1, 0, 2)), origin="lower", interpolation="nearest",
+            # radiological view, as the segment QC montage: patient's right on the image's left
+            ax.imshow(np.transpose(rgb[::-1], (1, 0, 2)), origin="lower", interpolation="nearest",
                       aspect=spacing[1] / spacing[0])
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.text(0.02, 0.5, "L", transform=ax.transAxes, color="white", fontsize=7, va="center")
-            ax.text(0.98, 0.5, "R", transform=ax.transAxes, color="white", fontsize=7, va="center", ha="right")
+            ax.text(0.02, 0.5, "R", transform=ax.transAxes, color="white", fontsize=7, va="center")
+            ax.text(0.98, 0.5, "L", transform=ax.transAxes, color="white", fontsize=7, va="center", ha="right")
             if r == 0:
                 ax.set_title(m, fontsize=9)
             ax.set_xlabel(f"Dice {fmt(dice.get((case, m)), 3)}", fontsize=8)
