@@ -21,9 +21,11 @@ def inspect(
     from infarctsam.model.inspect import inspect_checkpoint
 
     report = run(inspect_checkpoint, path, image_size=image_size)
-    if not report.fits:
-        raise fail(report.summary())
     typer.echo(report.summary())
+    if not report.fits:
+        target = report.best_match or "any known architecture"
+        detail = report.report.summary() if report.report is not None else "no tensor matches"
+        raise fail(f"{path.name} does not fit {target}: {detail}")
 
 
 def register(app: typer.Typer) -> None:
