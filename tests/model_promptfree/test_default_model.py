@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from synthetic_cases import EXAMPLE_STEM
 
 from infarctsam.engines import default_weights_path, load_engine
+
+from synthetic_cases import EXAMPLE_STEM
 
 
 def test_default_model_is_installed_and_checked():
