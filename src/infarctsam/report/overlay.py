@@ -24,10 +24,13 @@ FN_RGB = (0.15, 0.35, 1.0)
 
 
 def pick_cases(result: EvaluationResult, chosen: list[str] | None = None) -> list[tuple[str, str]]:
-    """``(case, label)`` pairs: the chosen cases, or the best, median and worst Dice of the first method."""
+    """``(case, label)`` pairs: the chosen cases, or the best, median and worst Dice of the first method (among
+    cases whose reference holds lesion)."""
     if chosen:
         return [(c, "") for c in chosen]
-    first = result.cases[result.cases["method"] == result.methods[0]].sort_values(["dice", "case"], kind="stable")
+    first = result.cases[result.cases["method"] == result.methods[0]]
+    with_lesion = first[first["volume_gt_ml"] > 0]  # an empty reference shows nothing worth looking at
+    first = (with_lesion if len(with_lesion) >= 2 else first).sort_values(["dice", "case"], kind="stable")
     ids = list(first["case"])
     if len(ids) < 2:
         return [(c, "") for c in ids]
@@ -161,6 +164,6 @@ def overlay_figure(result: EvaluationResult, chosen: list[str] | None = None, im
         if with_dwi else "on a dark background (no DWI found on the mask grid)"
     how = "chosen cases" if chosen else "cases with the best, median and worst Dice of " + result.methods[0]
     caption = (f"Overlays for the {how}: axial slice with the largest reference lesion area (slice = file voxel index "
-               f"along the inferior-superior axis), {background}; green TP, red FP, blue FN; neurological view (R on "
-               "the right), cropped around the lesions.")
+               f"along the inferior-superior axis), {background}; green TP, red FP, blue FN; radiological view "
+               "(patient right on the image left), cropped around the lesions.")
     return ReportFigure("overlays", "Overlay examples", caption, png_bytes(fig))
