@@ -37,6 +37,7 @@ demo: $(VENV)/.installed
 	@echo "Outputs in $(OUT)/ (mask, probability, JSON with volume_ml, QC montage PNG)"
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test

@@ -65,7 +65,7 @@ def machine() -> dict[str, str]:
     """CPU model, cores, RAM, Python, torch version and threads of this machine."""
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
@@ -73,7 +73,7 @@ def machine() -> dict[str, str]:
         pass
     ram = "?"
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("MemTotal"):
                 ram = f"{int(line.split()[1]) / 1024 ** 2:.1f} GiB"
                 break
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(info, rows, throughput, missing)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    args.out.write_text(text, encoding="utf-8")
     return 0
 
 

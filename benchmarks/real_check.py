@@ -54,7 +54,7 @@ def main() -> None:
                          "lesions": res.stats.lesion_count, "dice": ref.get("dice"),
                          "seconds": res.summary["elapsed_s"]})
             print(json.dumps(rows[-1]), flush=True)
-    (Path(args.out) / "real_check.json").write_text(json.dumps(rows, indent=1))
+    (Path(args.out) / "real_check.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     print("\n| engine | case | volume mL | lesions | Dice | s |\n|---|---|---|---|---|---|")
     for r in rows:
         dice = "" if r["dice"] is None else f"{r['dice']:.3f}"

@@ -50,9 +50,9 @@ def main() -> None:
         preds.append(pred)
     result = evaluate(cohort, preds, names=args.engines, clinical=cohort / "participants.tsv",
                       outdir=out / "report")
-    summary = json.loads((out / "report" / "summary.json").read_text())
+    summary = json.loads((out / "report" / "summary.json").read_text(encoding="utf-8"))
     summary["seconds_per_engine"] = timings
-    (out / "report" / "summary_with_timing.json").write_text(json.dumps(summary, indent=2))
+    (out / "report" / "summary_with_timing.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     for name, m in summary["methods"].items():
         print(f"{name}: Dice {m['dice_mean']:.3f} ({m['dice_sd']:.3f}), median {m['dice_median']:.3f}, "
               f"ICC(A,1) {m['icc_a1']['value']:.3f} {m['icc_a1']['ci95']}, BA bias {m['bland_altman']['bias']:.2f} "

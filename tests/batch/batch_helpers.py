@@ -105,7 +105,7 @@ def make_blocking_engine(marker_dir: str):
 
     def blocking_load_dwi(path, bval=None):
         if "block" in Path(path).name:
-            Path(marker_dir, "reached").write_text(str(os.getpid()))
+            Path(marker_dir, "reached").write_text(str(os.getpid()), encoding="utf-8")
             threading.Event().wait()
         return load_dwi(path, bval=bval)
 

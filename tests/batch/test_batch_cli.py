@@ -28,7 +28,7 @@ def _csv(path):
 
 
 def _log(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _statuses(out):
@@ -45,7 +45,7 @@ def test_batch_flat_folder_records_table_and_outputs(tmp_path):
     assert [ln.split()[:2] for ln in lines[1:4]] == [[n, "ok"] for n in NAMES]
     assert "3 segmented" in lines[4]
     for name in NAMES:
-        summary = json.loads((out / f"{name}.json").read_text())
+        summary = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
         mask = nib.load(str(out / f"{name}_mask.nii.gz"))
         assert np.array_equal(mask.affine, nib.load(str(root / f"{name}_dwi.nii.gz")).affine)
         assert summary["volume_ml"] > 0 and summary["inputs"]["adc"] is not None
@@ -79,15 +79,15 @@ def test_rerun_skips_finished_and_redoes_partial_or_stale_cases(tmp_path):
     for name, edit in (("c1", lambda s: s.update(weights="other.safetensors:1234abcd")),
                        ("c2", lambda s: s.update(engine="sam")),
                        ("c3", lambda s: s["inputs"]["adc"].update(sha256="0" * 64))):
-        summary = json.loads((out / f"{name}.json").read_text())
+        summary = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
         edit(summary)
-        (out / f"{name}.json").write_text(json.dumps(summary))
+        (out / f"{name}.json").write_text(json.dumps(summary), encoding="utf-8")
     write_case(root, "c4", seed=42)  # the input changed since the last run
     res = _segment(root, "-o", out, "--no-qc")
     assert res.exit_code == 0, res.output
     assert _statuses(out) == {"c0": "ok", "c1": "ok", "c2": "ok", "c3": "ok", "c4": "ok", "c5": "skipped"}
     for name in names[:5]:
-        summary = json.loads((out / f"{name}.json").read_text())
+        summary = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
         assert summary["engine"] == "threshold" and summary["weights"] == "none"
     assert not (out / ".c0_mask.nii.gz.x1y2.tmp.nii.gz").exists()
     # --force redoes everything; a request for the probability map redoes cases that lack it
@@ -135,7 +135,7 @@ def test_bids_root_with_bids_output_naming(tmp_path):
         folder = out / f"sub-{sub}" / "ses-1" / "dwi"
         base = f"sub-{sub}_ses-1_space-orig_desc-infarct"
         assert (folder / f"{base}_mask.nii.gz").exists() and (folder / f"{base}_mask.json").exists()
-    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+    assert json.loads((out / "dataset_description.json").read_text(encoding="utf-8"))["DatasetType"] == "derivative"
     rows = _csv(out / "infarctsam_summary.csv")
     assert [r["json"] for r in rows] == [f"sub-{s}/ses-1/dwi/sub-{s}_ses-1_space-orig_desc-infarct_mask.json"
                                          for s in ("strokecase0001", "strokecase0002")]

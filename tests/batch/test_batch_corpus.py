@@ -35,7 +35,8 @@ def test_bad_inputs_in_a_batch_fail_alone(tmp_path):
     good = [write_case(tmp_path / "good", f"good{i}", seed=i) for i in range(3)]
     lines += [f"{d}\t{a}" for d, a in good]
     listing = tmp_path / "cases.tsv"
-    listing.write_text("dwi\tadc\n# the corpus of broken inputs, then three good cases\n" + "\n".join(lines) + "\n")
+    header = "dwi\tadc\n# the corpus of broken inputs, then three good cases\n"
+    listing.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
 
     res = CliRunner().invoke(app, ["segment", str(listing), "-o", str(out), "--engine", "threshold"])
@@ -55,7 +56,7 @@ def test_bad_inputs_in_a_batch_fail_alone(tmp_path):
     expected = {f"good{i}{s}" for i in range(3) for s in (".json", "_mask.nii.gz", "_qc.png")}
     assert files_under(out) == expected | {"infarctsam_run.jsonl", "infarctsam_summary.csv"}
     # the run log carries the same line per failed case, and stderr lists them
-    events = [json.loads(x) for x in (out / "infarctsam_run.jsonl").read_text().splitlines()]
+    events = [json.loads(x) for x in (out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()]
     failed = {e["case"]: e["error"] for e in events if e["event"] == "case" and e["status"] == "failed"}
     assert failed == {r["case"]: r["error"] for r in rows if r["status"] == "failed"}
     stderr_failures = [ln for ln in res.stderr.splitlines() if ln.startswith("failed: ")]
@@ -71,7 +72,7 @@ def test_bad_inputs_in_a_batch_fail_alone(tmp_path):
 def test_unwritable_output_folder_stops_the_batch_in_one_line(tmp_path):
     write_case(tmp_path / "in", "c0")
     blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
+    blocker.write_text("not a folder", encoding="utf-8")
     res = CliRunner().invoke(app, ["segment", str(tmp_path / "in"), "-o", str(blocker / "sub"), "--engine",
                                    "threshold"])
     assert res.exit_code == 2 and res.stderr.startswith("error: ") and len(res.stderr.splitlines()) == 1
@@ -79,7 +80,7 @@ def test_unwritable_output_folder_stops_the_batch_in_one_line(tmp_path):
 
 def test_list_where_nothing_exists_is_refused_before_any_output(tmp_path):
     listing = tmp_path / "cases.txt"
-    listing.write_text("missing_a_dwi.nii.gz\nmissing_b_dwi.nii.gz\n")
+    listing.write_text("missing_a_dwi.nii.gz\nmissing_b_dwi.nii.gz\n", encoding="utf-8")
     res = CliRunner().invoke(app, ["segment", str(listing), "-o", str(tmp_path / "out")])
     assert res.exit_code == 2 and "none of the listed DWIs exists (line 1" in res.stderr
     assert not (tmp_path / "out").exists()

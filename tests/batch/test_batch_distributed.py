@@ -35,7 +35,7 @@ def test_worker_killed_mid_case_loses_nothing(tmp_path, monkeypatch):
     by_case = {r["case"]: r for r in report.records}
     assert by_case[CRASHER]["status"] == "failed" and "died repeatedly" in by_case[CRASHER]["error"]
     # both kills happened, and the killed cases were finished by another worker process
-    killed = {tag: int((markers / f"killed-{tag}").read_text()) for tag in ("read", "write")}
+    killed = {tag: int((markers / f"killed-{tag}").read_text(encoding="utf-8")) for tag in ("read", "write")}
     assert by_case["c2-killread"]["pid"] != killed["read"]
     assert by_case["c4-killwrite"]["pid"] != killed["write"]
     assert len({r["pid"] for r in report.records if r["case"] != CRASHER} | set(killed.values())) >= 3
@@ -43,11 +43,11 @@ def test_worker_killed_mid_case_loses_nothing(tmp_path, monkeypatch):
     expected = {f"{n}{suffix}" for n in NAMES for suffix in (".json", "_mask.nii.gz", "_qc.png")}
     assert files_under(out) == expected | {"infarctsam_run.jsonl", "infarctsam_summary.csv"}
     for name in NAMES:
-        summary = json.loads((out / f"{name}.json").read_text())
+        summary = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
         mask = np.asanyarray(nib.load(str(out / f"{name}_mask.nii.gz")).dataobj)
         assert summary["voxel_count"] == int(mask.sum()) > 0
         assert (out / f"{name}_qc.png").read_bytes()[:4] == b"\x89PNG"
-    events = [json.loads(line) for line in (out / "infarctsam_run.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()]
     cases = [e for e in events if e["event"] == "case"]
     assert sorted(e["case"] for e in cases) == sorted([*NAMES, CRASHER])
     assert {e["case"] for e in cases if e["status"] == "ok"} == set(NAMES)

@@ -55,24 +55,24 @@ def test_killed_run_leaves_valid_records_and_resumes(tmp_path):
         rows = {r["case"]: r for r in csv.DictReader(fh)}
     assert {k: r["status"] for k, r in rows.items()} == {"c0": "ok", "c1": "ok", "c2-block": "pending",
                                                          "c3": "pending"}
-    events = [json.loads(line) for line in (out / "infarctsam_run.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [e["event"] for e in events] == ["run_start", "case", "case"]
     produced = files_under(out)
     assert not [p for p in produced if p.startswith("c2") or p.startswith("c3") or p.startswith(".")], produced
 
     # a kill in the middle of writing c3 would have left its mask without JSON and a temporary file
     (out / "c3_mask.nii.gz").write_bytes((out / "c0_mask.nii.gz").read_bytes())
-    (out / ".c3.json.abcd.tmp.json").write_text('{"case": "c3", "volume')
+    (out / ".c3.json.abcd.tmp.json").write_text('{"case": "c3", "volume', encoding="utf-8")
     res = CliRunner().invoke(app, ["segment", str(root), "-o", str(out), "--engine", "threshold"])
     assert res.exit_code == 0, res.output
     with (out / "infarctsam_summary.csv").open(newline="") as fh:
         statuses = {r["case"]: r["status"] for r in csv.DictReader(fh)}
     assert statuses == {"c0": "skipped", "c1": "skipped", "c2-block": "ok", "c3": "ok"}
     for name in names:
-        assert json.loads((out / f"{name}.json").read_text())["case"] == name
+        assert json.loads((out / f"{name}.json").read_text(encoding="utf-8"))["case"] == name
         assert nib.load(str(out / f"{name}_mask.nii.gz")).get_fdata().shape == (24, 26, 10)
     assert not [p for p in files_under(out) if p.startswith(".")]
-    assert json.loads((out / "c3.json").read_text())["inputs"]["dwi"]["path"].endswith("c3_dwi.nii.gz")
+    assert json.loads((out / "c3.json").read_text(encoding="utf-8"))["inputs"]["dwi"]["path"].endswith("c3_dwi.nii.gz")
 
 
 def test_interrupted_run_closes_its_records(tmp_path):
@@ -90,5 +90,5 @@ def test_interrupted_run_closes_its_records(tmp_path):
         run_batch(root, out, engine="threshold", qc=False, on_record=interrupt)
     with (out / "infarctsam_summary.csv").open(newline="") as fh:
         assert [r["status"] for r in csv.DictReader(fh)] == ["ok", "pending", "pending"]
-    end = json.loads((out / "infarctsam_run.jsonl").read_text().splitlines()[-1])
+    end = json.loads((out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     assert end["event"] == "run_end" and end["status"] == "interrupted" and end["counts"]["pending"] == 2

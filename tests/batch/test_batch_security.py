@@ -61,7 +61,7 @@ def test_checkpoint_with_pickled_code_is_refused_without_running_it(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.load(evil[0], weights_only=False)
-    assert marker.read_text() == "pwned"
+    assert marker.read_text(encoding="utf-8") == "pwned"
 
 
 def test_hostile_case_names_never_write_outside_the_output_folder(tmp_path):
@@ -81,7 +81,7 @@ def test_hostile_case_names_never_write_outside_the_output_folder(tmp_path):
     abs_dwi, _ = write_case(work / "elsewhere", "..abs")
     lists = work / "a" / "b"
     lists.mkdir(parents=True)
-    (lists / "cases.txt").write_text(f"../../evil_dwi.nii.gz\n{abs_dwi}\n")
+    (lists / "cases.txt").write_text(f"../../evil_dwi.nii.gz\n{abs_dwi}\n", encoding="utf-8")
     before = files_under(work)
 
     res_bids = runner.invoke(app, ["segment", str(work / "isles"), "-o", str(out), "--bids", "--no-qc",
@@ -92,7 +92,7 @@ def test_hostile_case_names_never_write_outside_the_output_folder(tmp_path):
     assert list(outside.iterdir()) == []
     assert (res_bids.exit_code, res_list.exit_code) == (1, 0), (res_bids.output, res_list.output)
     # the hostile BIDS label became a safe name inside OUT; the symlinked subject was refused, alone
-    events = [json.loads(x) for x in (out / "infarctsam_run.jsonl").read_text().splitlines()]
+    events = [json.loads(x) for x in (out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()]
     cases = {e["case"]: e for e in events if e["event"] == "case" and e["run"] == events[0]["run"]}
     assert cases["sub-02_ses-1"]["status"] == "failed" and "outside the output folder" in cases["sub-02_ses-1"]["error"]
     safe = [c for c in cases if c != "sub-02_ses-1"]

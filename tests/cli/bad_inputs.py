@@ -63,7 +63,7 @@ def empty_file(folder: Path) -> list[str]:
 
 def unsupported_format(folder: Path) -> list[str]:
     path = folder / "notes.txt"
-    path.write_text("hello")
+    path.write_text("hello", encoding="utf-8")
     return [str(path)]
 
 
@@ -106,7 +106,7 @@ def empty_brain(folder: Path) -> list[str]:
 def not_writable_output(folder: Path) -> list[str]:
     good = _good(folder)
     blocker = folder / "outfile"
-    blocker.write_text("a file where the output folder should be")
+    blocker.write_text("a file where the output folder should be", encoding="utf-8")
     return [str(good), "-o", str(blocker / "sub")]
 
 

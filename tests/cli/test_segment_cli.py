@@ -42,7 +42,7 @@ def test_segment_real_sample_case(tmp_path):
     masks = [p for p in out.iterdir() if "mask" in p.name and p.name.endswith(".nii.gz")]
     jsons = [p for p in out.iterdir() if p.suffix == ".json"]
     assert len(masks) == 1 and len(jsons) == 1
-    summary = json.loads(jsons[0].read_text())
+    summary = json.loads(jsons[0].read_text(encoding="utf-8"))
     src, got = nib.load(f"{EXAMPLE_STEM}_dwi.nii.gz"), nib.load(str(masks[0]))
     assert got.shape == src.shape and np.array_equal(got.affine, src.affine)
     assert got.header["qform_code"] == src.header["qform_code"] and got.header["sform_code"] == src.header["sform_code"]
@@ -66,7 +66,7 @@ def test_bids_derivative_naming(tmp_path):
     name = "sub-strokecase0009_ses-0001_space-orig_desc-infarct_mask.nii.gz"
     mask = out / "sub-strokecase0009" / "ses-0001" / "dwi" / name
     assert mask.exists() and mask.with_name(mask.name.replace(".nii.gz", ".json")).exists()
-    assert json.loads((out / "dataset_description.json").read_text())["DatasetType"] == "derivative"
+    assert json.loads((out / "dataset_description.json").read_text(encoding="utf-8"))["DatasetType"] == "derivative"
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_INPUTS))

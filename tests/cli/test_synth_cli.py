@@ -18,7 +18,7 @@ def test_synth_cohort_bids(tmp_path):
     assert res.exit_code == 0, res.output
     cases = find_cases(tmp_path / "c")
     assert len(cases) == 2 and all(c.adc is not None and c.mask is not None for c in cases)
-    manifest = json.loads((tmp_path / "c" / "synth_manifest.json").read_text())
+    manifest = json.loads((tmp_path / "c" / "synth_manifest.json").read_text(encoding="utf-8"))
     entries = {e["case_id"]: e for e in manifest["cases"]}
     assert manifest["n"] == 2 and manifest["seed"] == 3
     for case in cases:

@@ -46,5 +46,5 @@ def make_cohort(root: Path, n: int = 6, missing: int | None = 5, mismatch: int |
         pb = g.copy()
         pb[0, 0, 7] = 1
         save_mask(b / f"case{i:02d}.nii.gz", pb)
-    (a / "case00.json").write_text("{}")
+    (a / "case00.json").write_text("{}", encoding="utf-8")
     return {"gt": gt, "a": a, "b": b}

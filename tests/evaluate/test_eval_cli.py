@@ -54,7 +54,7 @@ def test_cli_writes_every_output_and_lists_missing_case(cohort: dict[str, Path],
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size < 200_000
     assert not list(out.glob(".*"))  # no temporary files left by the atomic writes
 
-    rows = list(csv.DictReader((out / "cases.csv").open()))
+    rows = list(csv.DictReader((out / "cases.csv").open(encoding="utf-8")))
     assert list(rows[0])[: len(REQUIRED_COLUMNS)] == REQUIRED_COLUMNS
     assert len(rows) == 10 and {r["method"] for r in rows} == {"methodA", "methodB"}
     by = {(r["case"], r["method"]): r for r in rows}
@@ -68,7 +68,7 @@ def test_cli_writes_every_output_and_lists_missing_case(cohort: dict[str, Path],
     assert by[("case00", "methodB")]["lesion_count_diff"] == "1"
     assert by[("case02", "methodA")]["n_lesions_gt"] == "2"
 
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["n_cases"] == 5
     assert set(summary["methods"]) == {"methodA", "methodB"}
     for m in summary["methods"].values():
@@ -81,9 +81,9 @@ def test_cli_writes_every_output_and_lists_missing_case(cohort: dict[str, Path],
     assert (comp["a"], comp["b"], comp["metric"]) == ("methodA", "methodB", "dice")
     assert comp["wilcoxon_p"] == pytest.approx(0.0625)  # 5 pairs, all favour methodB: exact 2 / 2^5
 
-    md = (out / "summary.md").read_text()
+    md = (out / "summary.md").read_text(encoding="utf-8")
     assert "| methodA | 5 |" in md and "case05" in md and "No clinical table" in md
-    html = (out / "report.html").read_text()
+    html = (out / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") == 5 and "http://" not in html and "https://" not in html
     assert "<script" not in html.lower() and 'id="table2"' in html and "case05" in html
 
@@ -106,7 +106,7 @@ def test_cli_non_binary_labels_need_label_any(tmp_path: Path) -> None:
     res = run_cli("--gt", str(c["gt"]), "--pred", str(c["b"]), "-o", str(tmp_path / "o2"), "--label-any",
                   "--no-figures", "--name", "B")
     assert res.exit_code == 0, res.stderr
-    rows = {r["case"]: r for r in csv.DictReader((tmp_path / "o2" / "cases.csv").open())}
+    rows = {r["case"]: r for r in csv.DictReader((tmp_path / "o2" / "cases.csv").open(encoding="utf-8"))}
     assert float(rows["case01"]["dice"]) == pytest.approx(1.0) and rows["case01"]["method"] == "B"
 
 
@@ -125,7 +125,7 @@ def test_cli_strict_and_option_errors(cohort: dict[str, Path], tmp_path: Path) -
 def test_api_log_transform_clinical_cohorts_and_chosen_overlays(cohort: dict[str, Path], tmp_path: Path) -> None:
     clinical = tmp_path / "clinical.csv"
     clinical.write_text("case,age,sex,site\ncase00,70,M,A\ncase01,80,F,A\ncase02,60,M,B\ncase03,,F,B\n"
-                        "case04,65,M,B\ncase99,50,F,A\n")
+                        "case04,65,M,B\ncase99,50,F,A\n", encoding="utf-8")
     messages: list[str] = []
     res = evaluate(cohort["gt"], [cohort["b"]], names=["B"], clinical=clinical, cohort_column="site",
                    outdir=tmp_path / "o", ba_transform="log", overlay_cases=["case01"], log_axes=True,
@@ -138,7 +138,7 @@ def test_api_log_transform_clinical_cohorts_and_chosen_overlays(cohort: dict[str
     expected = np.mean([math.log((n + 1) / n) for n in (18, 50, 99, 18, 50, 98)])
     assert ba["bias"] == pytest.approx(expected, rel=1e-6)
     assert res.table1 is not None and res.table1.columns == ["All (n=5)", "A (n=2)", "B (n=3)"]
-    html = (tmp_path / "o" / "report.html").read_text()
+    html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert 'id="table1"' in html and "A (n=2)" in html and "ln(mL)" in html
     assert any("case05" in n for n in res.table1.notes)  # evaluated case without a clinical row
     assert "paired_dice.png" not in res.outputs and "overlays.png" in res.outputs
@@ -180,5 +180,5 @@ def test_real_isles22_case_against_a_dilated_prediction_in_segment_layout(tmp_pa
     assert row["volume_gt_ml"] == pytest.approx(4.18, abs=0.01)  # the expert mask's volume (shared README)
     assert row["sensitivity"] == 1.0 and row["volume_pred_ml"] > row["volume_gt_ml"]
     assert row["hd95_mm"] == pytest.approx(2.0)  # one 2 mm voxel of dilation everywhere
-    html = (tmp_path / "o" / "report.html").read_text()
+    html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "on the DWI;" in html  # the DWI beside the expert mask was found for the overlay background

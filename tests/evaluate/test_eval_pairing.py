@@ -35,8 +35,8 @@ def test_flat_key_strips_mask_tokens(stem: str, key: str) -> None:
 def test_flat_folder_ignores_images_and_sidecars(tmp_path: Path) -> None:
     for name in ("case01_mask", "case02", "case03_msk", "case01_dwi", "case01_adc", "case02_0000", "case03_probseg"):
         save_mask(tmp_path / f"{name}.nii.gz", M)
-    (tmp_path / "case01.json").write_text("{}")
-    (tmp_path / ".case04_mask.nii.gz.tmp.nii.gz").write_text("partial")
+    (tmp_path / "case01.json").write_text("{}", encoding="utf-8")
+    (tmp_path / ".case04_mask.nii.gz.tmp.nii.gz").write_text("partial", encoding="utf-8")
     found = find_masks(tmp_path).masks
     assert sorted(found) == ["case01", "case02", "case03"]
     assert found["case01"].name == "case01_mask.nii.gz"

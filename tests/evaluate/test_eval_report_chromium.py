@@ -44,7 +44,7 @@ CONSOLE = re.compile(r"CONSOLE[(:]")
 
 def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+                          encoding="utf-8", errors="replace", timeout=120, check=False)
 
 
 def console_lines(stderr: str) -> list[str]:
@@ -70,7 +70,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("chromium")
     c = make_cohort(root / "cohort")
     clinical = root / "clinical.tsv"
-    clinical.write_text("participant_id\tage\tsex\ncase00\t71\tF\ncase01\t64\tM\ncase02\tn/a\tM\ncase03\t80\tF\n")
+    clinical.write_text("participant_id\tage\tsex\ncase00\t71\tF\ncase01\t64\tM\ncase02\tn/a\tM\ncase03\t80\tF\n",
+                        encoding="utf-8")
     evaluate(c["gt"], [c["a"], c["b"]], clinical=clinical, outdir=root / "out")
     return root / "out" / "report.html"
 
@@ -110,7 +111,7 @@ def test_detectors_catch_console_errors_and_broken_images(tmp_path: Path) -> Non
         f'<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" content="{CSP}"></head><body>'
         '<table id="t"><tr><td>x</td></tr></table><img src="data:image/png;base64,AAAA" alt="broken">'
         '<img src="https://example.invalid/x.png" alt="remote"><script>console.error("boom")</script></body></html>'
-    )
+    , encoding="utf-8")
     res = run_chromium(["--dump-dom", bad.as_uri()], tmp_path / "profile-bad")
     assert len(console_lines(res.stderr)) >= 2  # the blocked remote image and the blocked inline script
     attrs, console = probe(bad, tmp_path)

@@ -47,7 +47,7 @@ def test_case_list_file(tmp_path):
     a = _img(tmp_path / "x" / "p1_dwi.nii.gz")
     b = _img(tmp_path / "x" / "p1_adc.nii.gz")
     listing = tmp_path / "cases.txt"
-    listing.write_text(f"# dwi adc\n{a}\t{b}\nx/p1_dwi.nii.gz\n")
+    listing.write_text(f"# dwi adc\n{a}\t{b}\nx/p1_dwi.nii.gz\n", encoding="utf-8")
     cases = find_cases(listing)
     assert len(cases) == 2 and cases[0].adc == b and {c.case_id for c in cases} == {"p1", "p1-2"}
 

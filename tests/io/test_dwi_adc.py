@@ -24,7 +24,7 @@ def _dwi4d(tmp_path, bvals, name="sub-01_dwi"):
 def test_4d_picks_closest_to_1000_and_takes_geometric_mean(tmp_path):
     bvals = [0, 500, 1000, 1000, 1000, 2000]
     path, vols = _dwi4d(tmp_path, bvals)
-    (tmp_path / "sub-01_dwi.bval").write_text(" ".join(map(str, bvals)) + "\n")
+    (tmp_path / "sub-01_dwi.bval").write_text(" ".join(map(str, bvals)) + "\n", encoding="utf-8")
     vol, info = load_dwi(path)
     assert info.b_value == 1000 and info.used_volumes == (2, 3, 4) and info.n_volumes == 6
     expected = np.exp(np.log(vols[..., 2:5]).mean(-1))
@@ -34,7 +34,7 @@ def test_4d_picks_closest_to_1000_and_takes_geometric_mean(tmp_path):
 
 def test_4d_b_values_from_json_sidecar_closest(tmp_path):
     path, vols = _dwi4d(tmp_path, [0, 800])
-    (tmp_path / "sub-01_dwi.json").write_text(json.dumps({"DiffusionBValue": [0, 800]}))
+    (tmp_path / "sub-01_dwi.json").write_text(json.dumps({"DiffusionBValue": [0, 800]}), encoding="utf-8")
     vol, info = load_dwi(path)
     assert info.b_value == 800 and info.used_volumes == (1,) and info.b_source == "json sidecar"
     np.testing.assert_allclose(vol.data, vols[..., 1], rtol=1e-6)
@@ -49,7 +49,7 @@ def test_4d_without_bvals_is_refused(tmp_path):
 def test_4d_trailing_singleton_and_3d_sidecar_b(tmp_path):
     data = np.random.default_rng(0).uniform(1, 2, (5, 5, 4, 1)).astype(np.float32)
     path = save_nifti(tmp_path / "x_dwi.nii.gz", data, np.eye(4))
-    (tmp_path / "x_dwi.json").write_text(json.dumps({"DiffusionBValue": 1000}))
+    (tmp_path / "x_dwi.json").write_text(json.dumps({"DiffusionBValue": 1000}), encoding="utf-8")
     vol, info = load_dwi(path)
     assert vol.shape == (5, 5, 4) and info.b_value == 1000 and info.n_volumes == 1
 

@@ -34,7 +34,7 @@ def test_default_model_beats_the_threshold_engine_on_the_real_case(tmp_path):
         ref_volume = res.summary["reference"]["volume_gt_ml"]
         if res.summary["engine"] == "sam":
             sam_volume = res.stats.volume_ml
-    summary = json.loads((tmp_path / "auto" / "sub-strokecase0009_ses-0001.json").read_text())
+    summary = json.loads((tmp_path / "auto" / "sub-strokecase0009_ses-0001.json").read_text(encoding="utf-8"))
     assert summary["engine"] == "sam" and summary["weights"].startswith("infarctsam-default")
     assert dice["sam"] > dice["threshold"] and dice["sam"] >= 0.6, dice
     assert sam_volume == pytest.approx(ref_volume, rel=0.4)

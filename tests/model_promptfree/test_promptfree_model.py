@@ -105,7 +105,7 @@ def test_segment_cli_with_sam_weights(tmp_path, tiny_model):
     res = CliRunner().invoke(app, ["segment", str(src), "--engine", "sam", "--weights", str(weights), "--no-qc",
                                    "-o", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
-    summary = json.loads((tmp_path / "out" / "p.json").read_text())
+    summary = json.loads((tmp_path / "out" / "p.json").read_text(encoding="utf-8"))
     assert summary["engine"] == "sam" and "tiny-cli" in summary["weights"]
     assert summary["engine_config"]["image_size"] == 64
 

@@ -23,7 +23,7 @@ def _single_thread():
 @pytest.fixture(scope="session")
 def spec() -> dict[str, list[int]]:
     """Key -> shape contract of the official SAM 2.1 Hiera-Tiny state dict."""
-    with SPEC_PATH.open() as fh:
+    with SPEC_PATH.open(encoding="utf-8") as fh:
         return json.load(fh)
 
 

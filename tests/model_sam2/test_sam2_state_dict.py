@@ -96,7 +96,7 @@ def test_package_never_imports_reference_sam2():
     root = Path(sam2_pkg.__file__).resolve().parent
     offenders = []
     for path in root.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:

@@ -27,7 +27,7 @@ def zeros_like_spec(spec: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]
 
 def test_packaged_sam2_spec_equals_the_test_copy():
     packaged = load_shape_spec(SAM2_SPEC)
-    reference = json.loads((REPO / "tests" / "data" / SAM2_SPEC).read_text())
+    reference = json.loads((REPO / "tests" / "data" / SAM2_SPEC).read_text(encoding="utf-8"))
     assert packaged == {k: tuple(v) for k, v in reference.items()}
     assert len(packaged) == 471 and sum(math.prod(s) for s in packaged.values()) == 38_962_754
 

@@ -64,7 +64,7 @@ def test_round_trip(tmp_path):
     assert got.n_tensors == 5 and got.n_values == 216 + 8 + 1 + 4 + 3
     assert got.tensors_sha256 == state_dict_sha256(state)
     assert got.metrics == {"dice": 0.5} and got.base_weights["sha256"] == "79d8c9dc"
-    assert json.loads(card_path_for(path).read_text())["tensors_sha256"] == got.tensors_sha256
+    assert json.loads(card_path_for(path).read_text(encoding="utf-8"))["tensors_sha256"] == got.tensors_sha256
 
 
 def test_checksum_depends_on_content_not_layout():
@@ -97,18 +97,18 @@ def test_tampered_tensor_is_refused(tmp_path):
 def test_tampered_card_is_refused(tmp_path):
     path = save_weights(tmp_path / "toy.safetensors", small_state(), card())
     sidecar = card_path_for(path)
-    data = json.loads(sidecar.read_text())
+    data = json.loads(sidecar.read_text(encoding="utf-8"))
     data["metrics"]["dice"] = 0.99
-    sidecar.write_text(json.dumps(data))
+    sidecar.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(WeightsError, match="differs from the card embedded"):
         load_weights(path)
-    sidecar.write_text("{not json")
+    sidecar.write_text("{not json", encoding="utf-8")
     with pytest.raises(WeightsError, match="is not valid JSON"):
         load_weights(path)
-    sidecar.write_text(json.dumps({**data, "image_size": -3}))
+    sidecar.write_text(json.dumps({**data, "image_size": -3}), encoding="utf-8")
     with pytest.raises(WeightsError, match="invalid: image_size"):
         load_weights(path)
-    sidecar.write_text(json.dumps({**data, "format_version": 99}))
+    sidecar.write_text(json.dumps({**data, "format_version": 99}), encoding="utf-8")
     with pytest.raises(WeightsError, match="format version 99, newer"):
         load_weights(path)
 
@@ -165,7 +165,7 @@ def test_card_fields_and_metadata(tmp_path):
 
     with safe_open(str(path), framework="pt") as handle:
         embedded = json.loads(handle.metadata()[CARD_METADATA_KEY])
-    assert embedded == json.loads(card_path_for(path).read_text())
+    assert embedded == json.loads(card_path_for(path).read_text(encoding="utf-8"))
     assert read_card(path).architecture == "infarctsam-litemedsam"
     assert ModelCard(name="a", architecture="b", image_size=512, licence="x").created[:2] == "20"
     with pytest.raises(ValueError, match="ISO 8601"):

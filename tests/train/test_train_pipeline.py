@@ -37,7 +37,7 @@ TINY = {
 def write_config(folder: Path, **changes) -> Path:
     cfg = {**TINY, **changes, "output": str(folder / "run")}
     path = folder / "train.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
 
 
@@ -48,18 +48,18 @@ def test_two_stage_run_end_to_end(tmp_path):
     res = CliRunner().invoke(app, ["train", str(write_config(tmp_path)), "--quiet"])
     assert res.exit_code == 0, res.output
     run = tmp_path / "run"
-    resolved = json.loads((run / "config.json").read_text())
+    resolved = json.loads((run / "config.json").read_text(encoding="utf-8"))
     assert resolved["software_version"] and resolved["model"]["image_size"] == 32
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     assert len(manifest["train"]) == 3 and len(manifest["val"]) == 1
     assert not {m["patient"] for m in manifest["train"]} & {m["patient"] for m in manifest["val"]}
-    rows = list(csv.DictReader((run / "logs" / "train.csv").open()))
+    rows = list(csv.DictReader((run / "logs" / "train.csv").open(encoding="utf-8")))
     assert [(int(r["stage"]), int(r["step"])) for r in rows] == [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2)]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
-    val = list(csv.DictReader((run / "logs" / "val.csv").open()))
+    val = list(csv.DictReader((run / "logs" / "val.csv").open(encoding="utf-8")))
     assert len(val) == 3 and all(0.0 <= float(v["dice"]) <= 1.0 for v in val)
     assert list((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
-    card = json.loads((run / "tiny.json").read_text())
+    card = json.loads((run / "tiny.json").read_text(encoding="utf-8"))
     assert card["architecture"] == "infarctsam-promptfree" and card["training"]["data"]["train_cases"] == {"synth": 3}
     assert set(card["training"]["seconds"]) == {"1", "2"} and card["metrics"]["selected_stage"] in (1, 2)
     engine = SamEngine.from_weights(run / "tiny.safetensors")
@@ -104,12 +104,12 @@ def test_torchrun_ddp_two_processes_on_cpu(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
            "-m", "infarctsam", "train", str(config), "--quiet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = tmp_path / "run"
-    assert json.loads((run / "config.json").read_text())["world_size"] == 2
-    assert json.loads((run / "result.json").read_text())["weights"].endswith("tiny.safetensors")
-    rows = list(csv.DictReader((run / "logs" / "train.csv").open()))
+    assert json.loads((run / "config.json").read_text(encoding="utf-8"))["world_size"] == 2
+    assert json.loads((run / "result.json").read_text(encoding="utf-8"))["weights"].endswith("tiny.safetensors")
+    rows = list(csv.DictReader((run / "logs" / "train.csv").open(encoding="utf-8")))
     assert len(rows) == 3  # only rank 0 logs
 
 
@@ -122,7 +122,7 @@ def test_torchrun_ddp_two_processes_on_cpu(tmp_path):
 ])
 def test_config_errors_are_one_line(tmp_path, change, needle):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({**TINY, **change}))
+    path.write_text(yaml.safe_dump({**TINY, **change}), encoding="utf-8")
     if needle is None:  # an empty data list is valid for the schema but yields no case to train on
         from infarctsam.train.data import collect_cases
 

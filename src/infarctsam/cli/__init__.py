@@ -51,4 +51,11 @@ _register()
 
 def main() -> None:
     """Console entry point."""
+    import sys
+
+    # Under a non-UTF-8 locale (LANG=C), print "?" for characters the terminal cannot show instead of failing.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     app()

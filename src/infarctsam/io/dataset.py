@@ -189,7 +189,7 @@ def read_case_list(listing: str | Path) -> list[Case]:
     """
     listing = Path(listing)
     try:
-        lines = listing.read_text().splitlines()
+        lines = listing.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{listing.name}: cannot read the case list ({exc})") from exc
     cases: list[Case] = []

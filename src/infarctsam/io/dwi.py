@@ -63,7 +63,7 @@ def sidecar(path: Path, suffix: str) -> Path | None:
 
 def _read_bvals(path: Path) -> np.ndarray:
     try:
-        values = np.array([float(x) for x in path.read_text().split()], dtype=float)
+        values = np.array([float(x) for x in path.read_text(encoding="utf-8").split()], dtype=float)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path.name}: not a readable .bval file ({exc})") from exc
     if values.size == 0:
@@ -73,7 +73,7 @@ def _read_bvals(path: Path) -> np.ndarray:
 
 def _json_bvals(path: Path) -> np.ndarray | None:
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     for key in ("DiffusionBValue", "bval", "bvals", "BValues"):

@@ -47,7 +47,8 @@ class SliceCache:
     def open(cls, folder: Path) -> SliceCache:
         """Open a finished cache folder."""
         return cls(np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "masks.npy", mmap_mode="r"),
-                   np.load(folder / "feats.npy", mmap_mode="r"), json.loads((folder / "cases.json").read_text()))
+                   np.load(folder / "feats.npy", mmap_mode="r"),
+                   json.loads((folder / "cases.json").read_text(encoding="utf-8")))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -162,10 +163,10 @@ def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, au
     if not parts:
         raise ConfigError(f"no usable case for {folder.name}: {skipped[:1]}")
     if skipped:
-        (tmp / "skipped.json").write_text(json.dumps(skipped, indent=1))
+        (tmp / "skipped.json").write_text(json.dumps(skipped, indent=1), encoding="utf-8")
     for name, k in (("images", 0), ("masks", 1), ("feats", 2)):
         np.save(tmp / f"{name}.npy", np.concatenate([p[k] for p in parts]))
-    (tmp / "cases.json").write_text(json.dumps(cases))
+    (tmp / "cases.json").write_text(json.dumps(cases), encoding="utf-8")
     for done in tmp.glob("case*.npz"):
         done.unlink()
     shutil.rmtree(folder, ignore_errors=True)

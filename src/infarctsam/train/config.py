@@ -187,7 +187,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except FileNotFoundError as exc:
         raise ConfigError(f"config not found: {path}") from exc
     except (OSError, ValueError, yaml.YAMLError) as exc:

@@ -193,7 +193,7 @@ class Trainer:
         path = self.run_dir / "logs" / "train.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists()
-        with path.open("a", newline="") as fh:
+        with path.open("a", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(row))
             if new:
                 writer.writeheader()
@@ -222,7 +222,7 @@ class Trainer:
         metrics.update({"stage": stage, "step": step})
         path = self.run_dir / "logs" / "val.csv"
         new = not path.exists()
-        with path.open("a", newline="") as fh:
+        with path.open("a", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(metrics))
             if new:
                 writer.writeheader()
@@ -335,4 +335,4 @@ def describe_run(trainer: Trainer) -> dict[str, Any]:
 
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     """The resolved configuration saved in a run folder."""
-    return json.loads((Path(run_dir) / "config.json").read_text())
+    return json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
