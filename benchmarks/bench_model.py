@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def _timeit(fn, repeat: int = 2) -> float:
     return (time.perf_counter() - t) / repeat
 
 
-def _flat(out) -> "torch.Tensor":  # noqa: F821 (torch is imported lazily)
+def _flat(out):
     import torch
 
     parts = out if isinstance(out, (list, tuple)) else [out]
@@ -158,11 +159,21 @@ print(json.dumps({{"load_s": t1 - t0, "prepare_s": t2 - t1, "predict_s": t3 - t2
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _case_cell(case: dict | None, key: str, fmt: str) -> str:
     if not case:
         return "-"
     if "error" in case:
-        return case["error"]
+        return case["error"] if key == "total_s" else "-"
     return format(case[key], fmt)
 
 
@@ -173,7 +184,7 @@ def render(rows: list[dict], batch: int) -> str:
     lines = [
         "# Model benchmark",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, Python {platform.python_version()}.",
         f"Case: the bundled ISLES'22 sample (112x112x73, 2 mm); batch {batch} slices for the encoder.",
         "",
@@ -187,7 +198,8 @@ def render(rows: list[dict], batch: int) -> str:
         lines.append(
             f"| {r['backbone']} | {r['size']} | {r['encoder_gflop']:.1f} | {r['decoder_step_gflop']:.2f} | "
             f"{r['encoder_s_fp32']:.3f} | {r['encoder_s_channels_last']:.3f} | {r['encoder_s_bf16']:.3f} | "
-            f"{r.get('encoder_s_onnx', float('nan')):.3f} | {r['decoder_s_per_slice_pass']:.3f} | "
+            f"{format(r['encoder_s_onnx'], '.3f') if 'encoder_s_onnx' in r else '-'} | "
+            f"{r['decoder_s_per_slice_pass']:.3f} | "
             f"{_case_cell(torch_case, 'total_s', '.1f')} | {_case_cell(torch_case, 'peak_rss_mib', '.0f')} | "
             f"{_case_cell(onnx_case, 'total_s', '.1f')} | {_case_cell(onnx_case, 'peak_rss_mib', '.0f')} |")
     return "\n".join(lines) + "\n"
