@@ -23,7 +23,7 @@ def _segment(*args):
 
 
 def _csv(path):
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 

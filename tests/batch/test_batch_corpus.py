@@ -41,7 +41,7 @@ def test_bad_inputs_in_a_batch_fail_alone(tmp_path):
 
     res = CliRunner().invoke(app, ["segment", str(listing), "-o", str(out), "--engine", "threshold"])
     assert res.exit_code == 1, res.output
-    with (out / "infarctsam_summary.csv").open(newline="") as fh:
+    with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(BATCH_KINDS) + 3
     by_kind = {bad_dwis[r["dwi"]]: r for r in rows if r["dwi"] in bad_dwis}

@@ -51,7 +51,7 @@ def test_killed_run_leaves_valid_records_and_resumes(tmp_path):
     assert proc.returncode == -signal.SIGKILL
 
     # what a killed run leaves: a complete CSV (finished cases ok, the rest pending) and a log of whole lines
-    with (out / "infarctsam_summary.csv").open(newline="") as fh:
+    with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
         rows = {r["case"]: r for r in csv.DictReader(fh)}
     assert {k: r["status"] for k, r in rows.items()} == {"c0": "ok", "c1": "ok", "c2-block": "pending",
                                                          "c3": "pending"}
@@ -65,7 +65,7 @@ def test_killed_run_leaves_valid_records_and_resumes(tmp_path):
     (out / ".c3.json.abcd.tmp.json").write_text('{"case": "c3", "volume', encoding="utf-8")
     res = CliRunner().invoke(app, ["segment", str(root), "-o", str(out), "--engine", "threshold"])
     assert res.exit_code == 0, res.output
-    with (out / "infarctsam_summary.csv").open(newline="") as fh:
+    with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
         statuses = {r["case"]: r["status"] for r in csv.DictReader(fh)}
     assert statuses == {"c0": "skipped", "c1": "skipped", "c2-block": "ok", "c3": "ok"}
     for name in names:
@@ -88,7 +88,7 @@ def test_interrupted_run_closes_its_records(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_batch(root, out, engine="threshold", qc=False, on_record=interrupt)
-    with (out / "infarctsam_summary.csv").open(newline="") as fh:
+    with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
         assert [r["status"] for r in csv.DictReader(fh)] == ["ok", "pending", "pending"]
     end = json.loads((out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     assert end["event"] == "run_end" and end["status"] == "interrupted" and end["counts"]["pending"] == 2
