@@ -177,15 +177,12 @@ def decode_volume(model, feats, bidirectional: bool = True, full: bool = False):
     the whole stack when ``full``), which is where memory refines faint lesion edges; the other slices keep their
     single-slice result (no lesion).
     """
-    from infarctsam.model.sam2 import FrameFeatures
-
     probs, scores = decode_single(model, feats)
     n = feats.batch_size
     margin = max(1, model.sam.config.num_maskmem)
     segments = [(0, n)] if full else lesion_segments(scores.cpu().numpy() > 0, margin)
     for a, b in segments:
-        high = None if feats.high_res is None else tuple(h[a:b] for h in feats.high_res)
-        sub = FrameFeatures(feats.image_embed[a:b], feats.image_pos[a:b], high)
+        sub = feats.select(slice(a, b))
         if bidirectional and b - a > 1:
             fwd, bwd = decode_both_directions(model, sub)
             probs[a:b] = 0.5 * (fwd + bwd)
@@ -225,7 +222,7 @@ def decode_both_directions(model, feats):
     """
     import torch
 
-    from infarctsam.model.sam2 import FrameFeatures, MemoryBank
+    from infarctsam.model.sam2 import MemoryBank
 
     n = feats.batch_size
     cfg = model.sam.config
@@ -234,9 +231,7 @@ def decode_both_directions(model, feats):
     bwd = torch.zeros_like(fwd)
     for t in range(n):
         rows = torch.tensor([t, n - 1 - t], device=feats.image_embed.device)
-        high = None if feats.high_res is None else tuple(h[rows] for h in feats.high_res)
-        frame = FrameFeatures(feats.image_embed[rows], feats.image_pos[rows], high)
-        step = model.step(frame, bank.entries_for(t), num_frames=n)
+        step = model.step(feats.select(rows), bank.entries_for(t), num_frames=n)
         probs = torch.sigmoid(step.high_res_masks[:, 0].float())
         fwd[t], bwd[n - 1 - t] = probs[0], probs[1]
         if step.memory is not None:

@@ -81,7 +81,7 @@ class Stage2Net(nn.Module):
         order = range(length - 1, -1, -1) if reverse else range(length)
         for i in order:
             rows = torch.arange(b, device=feats.device) * length + i
-            frame = _select_rows(features, rows)
+            frame = features.select(rows)
             out = self.model.step(frame, bank.entries_for(i), num_frames=length)
             loss, parts = segmentation_loss(out.high_res_masks, out.ious, out.object_score_logits,
                                             masks[:, i, None].float())
@@ -91,13 +91,6 @@ class Stage2Net(nn.Module):
             bank.add(i, out.memory)
         assert total is not None
         return total / length, parts_sum
-
-
-def _select_rows(features, rows: Tensor):
-    from infarctsam.model.sam2 import FrameFeatures
-
-    high = None if features.high_res is None else tuple(h[rows] for h in features.high_res)
-    return FrameFeatures(features.image_embed[rows], features.image_pos[rows], high)
 
 
 @torch.no_grad()

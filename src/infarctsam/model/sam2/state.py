@@ -51,8 +51,8 @@ class FrameFeatures:
         """Number of frames/objects in the batch."""
         return int(self.image_embed.shape[0])
 
-    def select(self, index: int | slice) -> FrameFeatures:
-        """Features of one frame (kept as a batch of 1) or of a slice of the batch."""
+    def select(self, index: int | slice | Tensor) -> FrameFeatures:
+        """Features of one frame (kept as a batch of 1), a slice of the batch, or the rows of an index tensor."""
         sl = slice(index, index + 1) if isinstance(index, int) else index
         high = None if self.high_res is None else (self.high_res[0][sl], self.high_res[1][sl])
         return FrameFeatures(self.image_embed[sl], self.image_pos[sl], high)
