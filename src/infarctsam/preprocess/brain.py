@@ -1,21 +1,36 @@
 """Brain mask from the DWI alone, without any network.
 
-On b=1000 DWI the brain is the largest bright, compact object; the scalp shows up, when the image is not
-skull-stripped, as a thin shell separated from the brain by the dark skull and CSF. The method:
+Two kinds of input reach infarctsam: skull-stripped research scans (the background is exactly zero) and routine
+clinical scans with the whole head, a noisy background and sometimes a rotated field of view (exact zeros outside
+it). The method:
 
-1. the head by Otsu's threshold on the log intensity of positive voxels, then a second Otsu threshold inside the
-   head that separates bright brain tissue from the dim scalp and noise;
-2. the bright part eroded by a few millimetres (an anisotropy-aware ellipsoid) to cut bridges to the scalp;
-3. the largest 3D connected component, dilated back (a little further) within a lower intensity bound;
-4. holes filled in 3D and slice by slice (ventricles, dark infarct cores are inside the brain).
+1. **Skull-stripped?** Only when at least 30% of the voxels are exactly zero *and* the non-zero voxels make up no
+   more than a brain-sized volume (2,500 mL). A rotated field of view also has many exact zeros, but its non-zero
+   part is the whole noisy field of view, far larger than any brain; such a scan takes the full-head path.
+2. **Skull-stripped path:** every non-zero voxel of the largest components, lightly opened, holes filled.
+3. **Full-head path:**
 
-Skull-stripped inputs (a large exact-zero background) skip the erosion and keep every non-zero voxel of the largest
-components. The result is a boolean array on the grid of the input array.
+   a. a noise threshold by Otsu's method on the log intensity of the positive voxels;
+   b. the brain-tissue level, found iteratively: threshold the image, erode by ``erode_mm`` (an anisotropy-aware
+      ellipsoid) to cut the bridges to scalp, face and neck, keep the largest 3D component and take its median
+      intensity; the threshold becomes ``tissue_fraction`` of that level (never below the noise threshold) and the
+      loop repeats until it settles. A bright infarct or a bright skull-base artefact shifts a median far less than
+      it shifts a second Otsu threshold, which is why the level, not a histogram split, sets the threshold;
+   c. the eroded core of that final threshold, dilated back by a little more than the erosion inside it;
+   d. an in-plane closing (``close_mm``) that takes in the sulcal CSF, and holes filled in 3D and slice by slice
+      (ventricles, dark infarct cores are inside the brain).
+
+The result is a boolean array on the grid of the input array. :func:`brain_plausibility` says whether its volume is
+that of an adult brain for the field of view the scan covers.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+SKULL_STRIPPED_MAX_ML = 2500.0
+ADULT_BRAIN_ML = (900.0, 1900.0)
+WHOLE_BRAIN_EXTENT_MM = 110.0
 
 
 def _ellipsoid(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -23,6 +38,13 @@ def _ellipsoid(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndar
     grids = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
     dist = sum((g * s / max(radius_mm, 1e-6)) ** 2 for g, s in zip(grids, spacing, strict=True))
     return np.asarray(dist <= 1.0)
+
+
+def _disk(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
+    """An in-plane disk (one slice thick) of ``radius_mm``."""
+    rx, ry = (max(0, int(np.floor(radius_mm / s))) for s in spacing[:2])
+    gx, gy = np.ogrid[-rx:rx + 1, -ry:ry + 1]
+    return np.asarray((gx * spacing[0]) ** 2 + (gy * spacing[1]) ** 2 <= radius_mm ** 2)[:, :, None]
 
 
 def _otsu(values: np.ndarray, bins: int = 256) -> float:
@@ -60,12 +82,39 @@ def _fill(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def is_skull_stripped(data: np.ndarray) -> bool:
-    """True when at least 30% of voxels are exactly zero (background removed by a previous skull strip)."""
-    return bool(np.mean(data == 0) >= 0.3)
+def is_skull_stripped(data: np.ndarray, spacing: tuple[float, float, float]) -> bool:
+    """True when the background was removed by a previous skull strip.
+
+    At least 30% of the voxels are exactly zero and the non-zero voxels hold no more than 2,500 mL (a rotated
+    field of view has exact zeros too, but its non-zero part is the whole field of view).
+    """
+    nonzero_ml = float(np.count_nonzero(data)) * float(np.prod(spacing)) / 1000.0
+    return bool(np.mean(data == 0) >= 0.3 and nonzero_ml <= SKULL_STRIPPED_MAX_ML)
 
 
-def brain_mask(data: np.ndarray, spacing: tuple[float, float, float], erode_mm: float = 3.0) -> np.ndarray:
+def _tissue_threshold(d: np.ndarray, noise_thr: float, spacing: tuple[float, float, float], erode_mm: float,
+                      tissue_fraction: float) -> float:
+    """Iterate threshold -> eroded largest component -> median tissue level -> threshold until it settles."""
+    from scipy import ndimage as ndi
+
+    ell = _ellipsoid(erode_mm, spacing)
+    t = noise_thr
+    for _ in range(6):
+        fg = d > t
+        core = ndi.binary_erosion(fg, structure=ell)
+        core = _largest(core) if core.any() else _largest(fg)
+        if not core.any():
+            return t
+        t_new = max(noise_thr, tissue_fraction * float(np.median(d[core])))
+        settled = abs(t_new - t) <= 0.02 * t
+        t = t_new
+        if settled:
+            break
+    return t
+
+
+def brain_mask(data: np.ndarray, spacing: tuple[float, float, float], erode_mm: float = 5.0,
+               tissue_fraction: float = 0.3, close_mm: float = 6.0) -> np.ndarray:
     """Compute a brain mask from a DWI volume.
 
     Parameters
@@ -75,7 +124,11 @@ def brain_mask(data: np.ndarray, spacing: tuple[float, float, float], erode_mm: 
     spacing : tuple of float
         Voxel size in mm.
     erode_mm : float
-        Radius of the erosion that separates brain from scalp on non-skull-stripped images.
+        Radius of the erosion that separates brain from scalp, face and neck on full-head images.
+    tissue_fraction : float
+        The brain threshold as a fraction of the median brain-tissue intensity (full-head images).
+    close_mm : float
+        Radius of the in-plane closing that takes in sulcal CSF (full-head images).
 
     Returns
     -------
@@ -89,17 +142,53 @@ def brain_mask(data: np.ndarray, spacing: tuple[float, float, float], erode_mm: 
     if pos.size < 8:
         return np.zeros(d.shape, dtype=bool)
     lo, hi = np.percentile(pos, [0.5, 99.5])
-    logs = np.log(np.clip(pos, max(lo, 1e-6), hi))
-    thr = float(np.exp(_otsu(logs)))
-    if is_skull_stripped(d):
-        fg = d > max(lo, 0.1 * thr)
+    noise_thr = float(np.exp(_otsu(np.log(np.clip(pos, max(lo, 1e-6), hi)))))
+    if is_skull_stripped(d, spacing):
+        fg = d > max(lo, 0.1 * noise_thr)
         fg = ndi.binary_opening(fg, structure=_ellipsoid(min(spacing) * 1.01, spacing))
-        mask = _largest(fg, keep_fraction=0.05)
-        return _fill(mask)
-    # Not skull-stripped: a second Otsu threshold inside the head separates bright brain from dim scalp and noise.
-    head = d[d > thr]
-    t2 = _otsu(np.clip(head, None, np.percentile(head, 99.5))) if head.size > 8 else thr
-    core = ndi.binary_erosion(d > 0.6 * t2, structure=_ellipsoid(erode_mm, spacing))
-    core = _largest(core) if core.any() else _largest(d > 0.6 * t2)
-    mask = ndi.binary_dilation(core, structure=_ellipsoid(erode_mm + 1.5, spacing)) & (d > 0.3 * t2)
-    return _fill(_largest(mask))
+        return _fill(_largest(fg, keep_fraction=0.05))
+    t = _tissue_threshold(d, noise_thr, spacing, erode_mm, tissue_fraction)
+    fg = d > t
+    core = ndi.binary_erosion(fg, structure=_ellipsoid(erode_mm, spacing))
+    core = _largest(core) if core.any() else _largest(fg)
+    mask = _largest(ndi.binary_dilation(core, structure=_ellipsoid(erode_mm + 1.0, spacing)) & fg)
+    if close_mm > 0 and mask.any():
+        mask = ndi.binary_closing(mask, structure=_disk(close_mm, spacing), border_value=0)
+    return _fill(mask)
+
+
+def brain_plausibility(brain: np.ndarray, spacing: tuple[float, float, float]) -> str | None:
+    """A warning when the brain mask's volume is not that of an adult brain, else None.
+
+    A scan whose brain mask spans at least 110 mm from top to bottom is taken as whole-brain coverage and must hold
+    900-1,900 mL. A partial slab must hold no more than a whole brain, and at least 40% of the whole-brain minimum
+    scaled by the fraction of 110 mm it covers.
+
+    Parameters
+    ----------
+    brain : numpy.ndarray
+        Boolean brain mask on the canonical (RAS+) grid, axial slices along the last axis.
+    spacing : tuple of float
+        Voxel size in mm.
+
+    Returns
+    -------
+    str or None
+        One sentence for the JSON, the QC picture and stderr; None when the volume is plausible.
+    """
+    ml = float(brain.sum()) * float(np.prod(spacing)) / 1000.0
+    zs = np.flatnonzero(brain.any(axis=(0, 1)))
+    extent = float((zs[-1] - zs[0] + 1) * spacing[2]) if zs.size else 0.0
+    lo, hi = ADULT_BRAIN_ML
+    if extent >= WHOLE_BRAIN_EXTENT_MM:
+        if lo <= ml <= hi:
+            return None
+        return (f"brain mask {ml:.0f} mL is outside the adult whole-brain range {lo:.0f}-{hi:.0f} mL: "
+                "brain extraction may have failed; check the QC picture")
+    if ml > hi:
+        return (f"brain mask {ml:.0f} mL over a {extent:.0f} mm slab exceeds a whole adult brain: "
+                "brain extraction may have failed; check the QC picture")
+    if ml < 0.4 * lo * extent / WHOLE_BRAIN_EXTENT_MM:
+        return (f"brain mask {ml:.0f} mL is small for the {extent:.0f} mm the scan covers: "
+                "brain extraction may have failed; check the QC picture")
+    return None

@@ -74,7 +74,7 @@ def normalise_dwi(dwi: np.ndarray, brain: np.ndarray) -> tuple[np.ndarray, float
     return np.clip(dwi / scale, 0.0, 20.0).astype(np.float32), scale
 
 
-def preprocess(dwi: Volume, adc: Volume | None = None, erode_mm: float = 3.0) -> Preprocessed:
+def preprocess(dwi: Volume, adc: Volume | None = None, erode_mm: float = 5.0) -> Preprocessed:
     """Prepare a case for an engine.
 
     Parameters
