@@ -176,6 +176,7 @@ def segment(
     from infarctsam.io.dwi import load_adc, load_dwi
     from infarctsam.outputs.case import check_writable, dataset_description, write_case
     from infarctsam.outputs.qc import render_montage
+    from infarctsam.plausibility import plausibility_warnings
     from infarctsam.postprocess import binarize, lesion_stats
     from infarctsam.preprocess import preprocess
 
@@ -195,6 +196,7 @@ def segment(
     mask_c = binarize(prob, pre.brain, eng.threshold, eng.min_lesion_ml, pre.voxel_ml)
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, dwi_vol.voxel_volume_ml)
+    warnings = plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
     info = eng.info
     summary: dict[str, Any] = {
         "case": case,
@@ -212,7 +214,9 @@ def segment(
                                              "unit_detected": adc_vol.meta["adc_unit"],
                                              "resampled_to_dwi": adc_vol.meta["adc_resampled"]},
         },
+        "model_inputs": "DWI + ADC" if adc_vol is not None and eng.uses_adc else "DWI",
         "brain_volume_ml": round(float(pre.brain.sum() * pre.voxel_ml), 2),
+        "warnings": warnings,
         "software": {"name": "infarctsam", "version": __version__},
     }
     if provenance:

@@ -63,6 +63,8 @@ def segment(
     if "reference" in result.summary:
         line += f", Dice {result.summary['reference']['dice']:.3f} vs reference"
     typer.echo(line)
+    for warning in result.summary.get("warnings", []):
+        echo_err(f"warning: {warning}")
     for f in result.files:
         echo_err(f"wrote {f}")
 

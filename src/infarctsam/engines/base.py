@@ -45,6 +45,11 @@ class Engine(ABC):
     def info(self) -> EngineInfo:
         """Name, weights and configuration of this engine."""
 
+    @property
+    def uses_adc(self) -> bool:
+        """Whether the engine reads the ADC when one is given (recorded in the output JSON)."""
+        return False
+
     @abstractmethod
     def predict(self, case: Preprocessed) -> np.ndarray:
         """Lesion probability in [0, 1] on the canonical grid of ``case`` (float32, same shape as ``case.dwi``)."""

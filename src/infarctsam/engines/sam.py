@@ -40,6 +40,7 @@ class SamEngine(Engine):
         self.threshold = config.threshold
         self.min_lesion_ml = config.min_lesion_ml
         self.predictor = VolumePredictor(model, config, PredictorOptions(device=device))
+        self.fusion = weights_info.get("fusion")
 
     @classmethod
     def from_weights(cls, weights: str | Path | None = None, device: str = "cpu", image_size: int | None = None
@@ -81,9 +82,18 @@ class SamEngine(Engine):
         """Engine name, weights identifier and model configuration."""
         sha = str(self.weights_info.get("sha256", ""))[:12]
         name = self.weights_info.get("name", "unknown")
-        return EngineInfo(name="sam", weights=f"{name} (sha256 {sha})" if sha else name,
-                          config=self.config.model_dump())
+        config = {**self.config.model_dump(), "fusion": self.fusion is not None}
+        return EngineInfo(name="sam", weights=f"{name} (sha256 {sha})" if sha else name, config=config)
+
+    @property
+    def uses_adc(self) -> bool:
+        """True when the weights carry a fusion head, whose ADC path runs when an ADC is given."""
+        return self.fusion is not None
 
     def predict(self, case: Preprocessed) -> np.ndarray:
-        """Lesion probability on the canonical grid."""
-        return self.predictor.predict(case)
+        """Lesion probability on the canonical grid: the network's, fused with the DWI/ADC contrast when the
+        weights carry a fusion head (:mod:`infarctsam.model.fusion`)."""
+        prob = self.predictor.predict(case)
+        if self.fusion is None:
+            return prob
+        return self.fusion.predict(prob, case.dwi, case.brain, case.spacing, case.adc)

@@ -62,6 +62,11 @@ class ThresholdEngine(Engine):
         """Engine name, weights ('none') and parameters."""
         return EngineInfo(name="threshold", weights="none", config=asdict(self.config))
 
+    @property
+    def uses_adc(self) -> bool:
+        """The ADC gates the DWI hyperintensity when one is given."""
+        return True
+
     def predict(self, case: Preprocessed) -> np.ndarray:
         """Lesion probability on the canonical grid."""
         c = self.config

@@ -20,6 +20,7 @@ from infarctsam.errors import WeightsError
 from infarctsam.model.config import ModelConfig
 
 ARCHITECTURE = "infarctsam-promptfree"
+FUSION_PREFIX = "fusion."  # tensors of the physics fusion head (infarctsam.model.fusion), not of the network
 
 
 def sam2_config(config: ModelConfig) -> Any:
@@ -131,11 +132,19 @@ def build_model(config: ModelConfig | None = None, weights: str | Path | None = 
         card_config = ModelConfig(**card.config)
         if config is not None and config != card_config:
             raise WeightsError(f"{Path(weights).name}: its model card describes another architecture than asked")
+        fusion_state = {k: state.pop(k) for k in list(state) if k.startswith(FUSION_PREFIX)}
         model = _new_model(card_config)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise WeightsError(f"{Path(weights).name}: missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}")
         info = {"name": card.name, "sha256": card.tensors_sha256, "card": card.model_dump()}
+        if fusion_state:
+            from infarctsam.model.fusion import FusionHead
+
+            try:
+                info["fusion"] = FusionHead.from_tensors({k: v.double().numpy() for k, v in fusion_state.items()})
+            except (KeyError, ValueError) as exc:
+                raise WeightsError(f"{Path(weights).name}: invalid fusion head ({exc})") from exc
         return model.eval(), info
     config = config or ModelConfig()
     model = _new_model(config)

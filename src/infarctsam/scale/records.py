@@ -22,8 +22,8 @@ from typing import Any
 
 from infarctsam.io.atomic import write_text
 
-CSV_COLUMNS = ("case", "status", "volume_ml", "voxel_count", "lesion_count", "largest_lesion_ml", "seconds", "engine",
-               "weights", "dwi", "adc", "dwi_sha256", "adc_sha256", "json", "error")
+CSV_COLUMNS = ("case", "status", "volume_ml", "voxel_count", "lesion_count", "largest_lesion_ml", "warnings", "seconds",
+               "engine", "weights", "dwi", "adc", "dwi_sha256", "adc_sha256", "json", "error")
 TABLE_COLUMNS = ("case", "status", "volume_ml", "lesion_count", "seconds")
 
 

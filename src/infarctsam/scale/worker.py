@@ -186,7 +186,8 @@ def failed_record(planned: PlannedCase, error: str | None = None) -> dict[str, A
     case = planned.case
     return {
         "case": planned.case_id, "status": "failed", "error": error, "volume_ml": None, "voxel_count": None,
-        "lesion_count": None, "largest_lesion_ml": None, "seconds": 0.0, "engine": None, "weights": None,
+        "lesion_count": None, "largest_lesion_ml": None, "warnings": None, "seconds": 0.0, "engine": None,
+        "weights": None,
         "dwi": str(case.dwi), "adc": None if case.adc is None else str(case.adc), "dwi_sha256": None,
         "adc_sha256": None, "json": None, "host": socket.gethostname(), "pid": os.getpid(), "time": None,
     }
@@ -196,6 +197,7 @@ def _fill(record: dict[str, Any], summary: dict[str, Any], paths: CasePaths, out
     for key in ("volume_ml", "voxel_count", "lesion_count", "largest_lesion_ml"):
         value = summary.get(key)
         record[key] = round(value, 4) if isinstance(value, float) else value
+    record["warnings"] = "; ".join(summary.get("warnings") or [])
     with contextlib.suppress(ValueError):
         record["json"] = paths.summary.relative_to(outdir).as_posix()
 

@@ -1,0 +1,123 @@
+"""Physics fusion: the network's lesion probability combined with the contrast that defines an infarct.
+
+The SAM network sees three DWI-derived channels. An acute or subacute infarct is bright on DWI *and* dark on the ADC
+map; T2 shine-through, susceptibility artefacts at the skull base and normal bright structures are bright on DWI
+only, and they are mostly symmetric. The fusion head is a voxel-wise logistic model over
+
+===================  ===============================================================================
+``sam_logit``        the network's logit (its probability, clipped to [1e-4, 1 - 1e-4])
+``log_dwi_ratio``    log of the DWI over the local normal-tissue level
+``log_asymmetry``    log of the DWI over its left-right mirror image
+``adc_norm``         ADC in 10^-3 mm^2/s minus 0.8 (normal parenchyma is about 0.7-0.9)
+``adc_low``          how far the ADC is below 620 x10^-6 mm^2/s (RAPID's core threshold), in 10^-4 mm^2/s, >= 0
+``log_adc_asym``     log of the ADC over its mirror image (an infarct's ADC is below the other side's)
+``sam_x_adc_low``    ``sam_logit`` x ``adc_low``
+===================  ===============================================================================
+
+with two sets of coefficients: one used when an ADC is given, one for DWI alone (the ADC features are then absent).
+Both are fitted on the same cases, once with the ADC and once with the ADC dropped, so a case without ADC is not
+out of distribution. The coefficients are stored as tensors ``fusion.with_adc`` and ``fusion.dwi_only`` in the
+model's safetensors file, covered by its checksum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from infarctsam.preprocess.contrast import asymmetry, mirror_x, smooth_in_mask, tissue_ratio
+
+FEATURES_WITH_ADC = ("sam_logit", "log_dwi_ratio", "log_asymmetry", "adc_norm", "adc_low", "log_adc_asym",
+                     "sam_x_adc_low")
+FEATURES_DWI_ONLY = FEATURES_WITH_ADC[:3]
+TENSOR_KEYS = ("fusion.with_adc", "fusion.dwi_only")
+
+
+def _logit(prob: np.ndarray) -> np.ndarray:
+    p = np.clip(prob.astype(np.float32), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def fusion_features(prob: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
+                    adc: np.ndarray | None) -> np.ndarray:
+    """Feature maps of the brain voxels.
+
+    Parameters
+    ----------
+    prob : numpy.ndarray
+        The network's lesion probability on the canonical grid.
+    dwi : numpy.ndarray
+        Normalised DWI (normal tissue ~1), canonical grid.
+    brain : numpy.ndarray
+        Boolean brain mask.
+    spacing : tuple of float
+        Voxel size in mm.
+    adc : numpy.ndarray or None
+        ADC in x10^-6 mm^2/s on the same grid, or None.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_brain_voxels, F)`` float32, F = 7 with an ADC and 3 without (column order as ``FEATURES_*``).
+    """
+    sam = _logit(prob)[brain]
+    ratio = tissue_ratio(dwi, brain, spacing, adc=adc)[brain]
+    asym = asymmetry(dwi, brain, spacing)[brain]
+    cols = [sam, np.log(np.maximum(ratio, 1e-3)), np.log(np.maximum(asym, 1e-3))]
+    if adc is not None:
+        adc_s = smooth_in_mask(np.clip(adc, 0, 4000), brain, 2.0, spacing)
+        xs = np.nonzero(brain)[0]
+        centre = float(xs.mean()) if xs.size else (adc.shape[0] - 1) / 2
+        adc_m = np.maximum(mirror_x(adc_s, centre), 50.0)
+        a = adc_s[brain]
+        low = np.clip((620.0 - a) / 100.0, 0.0, None)
+        cols += [a / 1000.0 - 0.8, low, np.log(np.maximum(a, 50.0) / adc_m[brain]), sam * low]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FusionHead:
+    """Coefficients of the two logistic models (last entry of each: the intercept).
+
+    Attributes
+    ----------
+    with_adc : numpy.ndarray
+        ``(len(FEATURES_WITH_ADC) + 1,)`` coefficients used when an ADC is given.
+    dwi_only : numpy.ndarray
+        ``(len(FEATURES_DWI_ONLY) + 1,)`` coefficients used for DWI alone.
+    """
+
+    with_adc: np.ndarray
+    dwi_only: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.with_adc.shape != (len(FEATURES_WITH_ADC) + 1,) or self.dwi_only.shape != (len(FEATURES_DWI_ONLY) + 1,):
+            raise ValueError(f"fusion coefficients have shapes {self.with_adc.shape}, {self.dwi_only.shape}; "
+                             f"expected ({len(FEATURES_WITH_ADC) + 1},), ({len(FEATURES_DWI_ONLY) + 1},)")
+
+    def coefficients(self, with_adc: bool) -> np.ndarray:
+        """The coefficient vector of one path."""
+        return self.with_adc if with_adc else self.dwi_only
+
+    def predict(self, prob: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
+                adc: np.ndarray | None) -> np.ndarray:
+        """Fused lesion probability on the canonical grid (0 outside the brain)."""
+        out = np.zeros(prob.shape, dtype=np.float32)
+        if not brain.any():
+            return out
+        feats = fusion_features(prob, dwi, brain, spacing, adc)
+        w = self.coefficients(adc is not None)
+        z = feats @ w[:-1] + w[-1]
+        out[brain] = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        return out
+
+    def to_tensors(self) -> dict[str, np.ndarray]:
+        """The arrays stored in a weights file under ``TENSOR_KEYS``."""
+        return {TENSOR_KEYS[0]: self.with_adc.astype(np.float32), TENSOR_KEYS[1]: self.dwi_only.astype(np.float32)}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, np.ndarray]) -> FusionHead:
+        """Rebuild the head from the arrays stored in a weights file."""
+        return cls(np.asarray(tensors[TENSOR_KEYS[0]], dtype=np.float64),
+                   np.asarray(tensors[TENSOR_KEYS[1]], dtype=np.float64))

@@ -1,0 +1,119 @@
+"""The physics fusion head: logistic fit, features, the ADC path, storage in the weights file and the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from infarctsam.errors import WeightsError
+from infarctsam.model.build import ARCHITECTURE, build_model
+from infarctsam.model.config import ModelConfig
+from infarctsam.model.fusion import FEATURES_DWI_ONLY, FEATURES_WITH_ADC, FusionHead, fusion_features
+from infarctsam.train.fusion_fit import FusionCase, fit_fusion, fit_logistic
+
+from synthetic_cases import head_phantom
+
+SP = (3.0, 3.0, 6.0)
+
+
+def test_logistic_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60000, 2))
+    beta = np.array([1.5, -2.0, 0.5])  # two slopes, intercept last
+    p = 1 / (1 + np.exp(-(x @ beta[:2] + beta[2])))
+    y = (rng.random(p.size) < p).astype(float)
+    fitted = fit_logistic(x, y, np.ones(y.size), l2=0.0)
+    np.testing.assert_allclose(fitted, beta, atol=0.08)
+
+
+def test_logistic_fit_with_one_feature_and_perfect_balance_gives_zero_intercept():
+    # symmetric data around 0 with labels = sign: the intercept of the maximum-likelihood fit is 0 by symmetry
+    x = np.r_[np.linspace(-2, -0.1, 50), np.linspace(0.1, 2, 50)][:, None]
+    y = np.r_[np.zeros(50), np.ones(50)]
+    y[[0, 99]] = y[[99, 0]]  # one error on each side keeps the optimum finite
+    beta = fit_logistic(x, y, np.ones(100), l2=0.0)
+    assert abs(beta[1]) < 1e-3 and beta[0] > 0
+
+
+def shine_through_case(seed: int = 0) -> FusionCase:
+    """A true infarct (DWI bright, ADC low) and a T2 shine-through region (DWI bright, ADC normal), both of which
+    a DWI-only 'network' marks with the same probability."""
+    dwi, adc, brain, les = head_phantom(shape=(40, 44, 16), spacing=SP, scalp=False, seed=seed)
+    idx = np.indices(brain.shape)
+    shine = brain & ((idx[0] - 12) ** 2 + (idx[1] - 22) ** 2 <= 9) & (np.abs(idx[2] - 8) <= 2)
+    dwi[shine] = 220.0  # as bright as the infarct, ADC left normal (800)
+    norm = dwi / np.median(dwi[brain])
+    prob = np.where(les | shine, 0.8, 0.05).astype(np.float32)
+    return FusionCase(f"c{seed}", prob, norm.astype(np.float32), brain, SP, adc, les)
+
+
+def test_features_have_the_documented_columns():
+    c = shine_through_case()
+    with_adc = fusion_features(c.prob, c.dwi, c.brain, c.spacing, c.adc)
+    dwi_only = fusion_features(c.prob, c.dwi, c.brain, c.spacing, None)
+    assert with_adc.shape == (int(c.brain.sum()), len(FEATURES_WITH_ADC))
+    assert dwi_only.shape == (int(c.brain.sum()), len(FEATURES_DWI_ONLY))
+    np.testing.assert_allclose(with_adc[:, :3], dwi_only[:, :3], atol=1e-5)  # ADC only adds columns
+    adc_low = with_adc[:, FEATURES_WITH_ADC.index("adc_low")]
+    in_lesion = c.label[c.brain]
+    assert adc_low[in_lesion].mean() > 1.0 and np.median(adc_low[~in_lesion]) == 0.0
+
+
+def test_the_adc_path_rejects_shine_through_that_the_dwi_path_cannot_tell_apart():
+    head = fit_fusion([shine_through_case(0), shine_through_case(1)], l2=1e-4)
+    test = shine_through_case(2)
+    idx = np.indices(test.brain.shape)
+    shine = test.brain & ((idx[0] - 12) ** 2 + (idx[1] - 22) ** 2 <= 9) & (np.abs(idx[2] - 8) <= 2)
+    with_adc = head.predict(test.prob, test.dwi, test.brain, SP, test.adc)
+    dwi_only = head.predict(test.prob, test.dwi, test.brain, SP, None)
+    assert with_adc[test.label].mean() > 0.5 and with_adc[shine].mean() < 0.2
+    # without ADC, shine-through looks much like infarct: the gap between the two is far smaller
+    gap_adc = with_adc[test.label].mean() - with_adc[shine].mean()
+    gap_dwi = dwi_only[test.label].mean() - dwi_only[shine].mean()
+    assert gap_adc > gap_dwi + 0.2, (gap_adc, gap_dwi)
+    assert (with_adc[~test.brain] == 0).all()
+
+
+def test_head_round_trips_through_tensors_and_checks_shapes():
+    head = FusionHead(np.arange(len(FEATURES_WITH_ADC) + 1.0), np.arange(len(FEATURES_DWI_ONLY) + 1.0))
+    back = FusionHead.from_tensors(head.to_tensors())
+    np.testing.assert_allclose(back.with_adc, head.with_adc)
+    np.testing.assert_allclose(back.dwi_only, head.dwi_only)
+    with pytest.raises(ValueError, match="fusion coefficients"):
+        FusionHead(np.zeros(3), np.zeros(4))
+
+
+def test_weights_with_a_fusion_head_load_into_the_engine(tmp_path):
+    from infarctsam.engines.sam import SamEngine
+    from infarctsam.io.volume import Volume
+    from infarctsam.model.weights_format import ModelCard, load_weights, save_weights
+    from infarctsam.preprocess import preprocess
+    from infarctsam.train.fusion_data import attach_fusion
+
+    tiny = ModelConfig(image_size=64)
+    torch.manual_seed(0)
+    model, _ = build_model(tiny, None)
+    card = ModelCard(name="tiny", architecture=ARCHITECTURE, config=tiny.model_dump(), image_size=64,
+                     licence="Apache-2.0")
+    plain = save_weights(tmp_path / "plain.safetensors", model.state_dict(), card)
+    head = fit_fusion([shine_through_case(0)], l2=1e-3)
+    fused = attach_fusion(plain, head, tmp_path / "fused.safetensors", {"cases": ["c0"]})
+    state, new_card = load_weights(fused)  # checksum covers the fusion tensors
+    assert {"fusion.with_adc", "fusion.dwi_only"} <= set(state)
+    assert new_card.training["fusion"]["cases"] == ["c0"]
+    engine = SamEngine.from_weights(fused)
+    assert engine.uses_adc and engine.info.config["fusion"] is True
+    assert not SamEngine.from_weights(plain).uses_adc
+    dwi, adc, _, _ = head_phantom(shape=(30, 34, 12), spacing=SP, scalp=False)
+    aff = np.diag([*SP, 1.0])
+    pre = preprocess(Volume(dwi, aff), Volume(adc, aff))
+    net = engine.predictor.predict(pre)
+    np.testing.assert_allclose(engine.predict(pre), head.predict(net, pre.dwi, pre.brain, pre.spacing, pre.adc),
+                               atol=1e-6)
+    # a fusion tensor of the wrong size is refused with a clear error
+    state = {k: v for k, v in state.items()}
+    state["fusion.with_adc"] = torch.zeros(3)
+    bad = save_weights(tmp_path / "bad.safetensors", state, new_card)
+    with pytest.raises(WeightsError, match="invalid fusion head"):
+        SamEngine.from_weights(bad)
