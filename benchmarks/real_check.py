@@ -1,10 +1,20 @@
-"""Run engines on the real DWIs available locally and collect volumes, Dice (labelled case) and QC montages.
+"""Real-scan validation: leave-one-out Dice on the labelled ISLES'22 cases and checks on every real scan we have.
 
-Uses the bundled ISLES'22 sample (expert mask) and, when present, the unlabelled real scans of ``../shared``
-(eight ISLES'22 DWIs with an infarct each, a native-resolution ISLES'22 case, a stroke-free volunteer slab: any
-lesion found there is a false positive). Run by hand:
+One command prints the table of the accuracy issue (and the README's accuracy section):
 
-    python benchmarks/real_check.py --out out/real_check [--weights runs/x/model.safetensors]
+    python benchmarks/real_check.py --out out/real_check \\
+        --fold 0009=runs/loo-holdout-0009/fused.safetensors --fold 0003=runs/loo-holdout-0003/fused.safetensors
+
+* **Leave-one-out** (``--fold CASE=WEIGHTS``, weights trained without that case): Dice of the ``sam`` engine with the
+  case's ADC and with the DWI alone, beside the ``threshold`` engine with and without ADC.
+* **Real scans** with the shipped default model (or ``--weights``): the bundled ISLES'22 case and, when ``../shared``
+  is present, the JHU ADS clinical scans (brain-mask Dice against the ADS brain mask; lesion volume and Dice against
+  the ADS model's prediction, which is not an expert mask), the stroke-free volunteer slab (any lesion is a false
+  positive), the native oblique ISLES'22 case and the eight unlabelled ISLES'22 DWIs (volumes, warnings, QC
+  pictures to look at).
+
+Everything runs through :func:`infarctsam.api.segment`, the path users take. Results: ``OUT/real_check.json`` and
+the QC pictures under ``OUT/<engine>/``.
 """
 
 from __future__ import annotations
@@ -13,52 +23,145 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
+EXAMPLE = REPO / "examples" / "isles22-sub-strokecase0009" / "sub-strokecase0009_ses-0001"
 
 
-def real_cases() -> list[dict]:
-    """The real scans to check: name, DWI, optional ADC and reference."""
-    stem = REPO / "examples" / "isles22-sub-strokecase0009" / "sub-strokecase0009_ses-0001"
-    cases = [{"name": "isles22-0009", "dwi": f"{stem}_dwi.nii.gz", "adc": f"{stem}_adc.nii.gz",
-              "reference": f"{stem}_msk.nii.gz"}]
-    if SHARED.is_dir():
-        for p in sorted((SHARED / "unlabeled" / "isles22-dwi-only").glob("*_dwi.nii.gz")):
-            cases.append({"name": p.name.split("_")[0].replace("sub-strokecase", "isles22-"), "dwi": str(p)})
-        native = SHARED / "unlabeled" / "isles22-native-example"
-        cases.append({"name": "isles22-native", "dwi": str(native / "dwi.mha"), "adc": str(native / "adc.mha")})
-        slab = SHARED / "unlabeled" / "normal-philips-slab"
-        cases.append({"name": "normal-slab (FP only)", "dwi": str(slab / "trace_b1000.nii.gz"),
-                      "adc": str(slab / "adc_x1e-6mm2s.nii.gz")})
+def labelled_cases() -> dict[str, dict[str, str]]:
+    """The labelled real cases: DWI, ADC, expert mask."""
+    cases = {"0009": {"dwi": f"{EXAMPLE}_dwi.nii.gz", "adc": f"{EXAMPLE}_adc.nii.gz",
+                      "reference": f"{EXAMPLE}_msk.nii.gz"}}
+    stem = SHARED / "isles22-sub-strokecase0003" / "sub-strokecase0003_ses-0001"
+    if stem.parent.is_dir():
+        cases["0003"] = {"dwi": f"{stem}_dwi.nii.gz", "adc": f"{stem}_adc.nii.gz", "reference": f"{stem}_msk.nii.gz"}
     return cases
+
+
+def real_scans() -> list[dict[str, str]]:
+    """Every real scan for the default model: name, DWI, optional ADC, reference, brain reference, kind."""
+    scans = [{"name": f"isles22-{k}", **v, "kind": "labelled"} for k, v in labelled_cases().items()]
+    if not SHARED.is_dir():
+        return scans
+    ads = SHARED / "unlabeled"
+    scans.append({"name": "jhu-ads-subject01", "dwi": str(ads / "jhu-ads-subject01" / "Subject01_DWI.nii.gz"),
+                  "ads_lesion": str(ads / "jhu-ads-subject01" / "Subject01_DAGMNet_lesion_prediction.nii.gz"),
+                  "ads_brain": str(ads / "jhu-ads-subject01" / "Subject01_Mask.nii.gz"), "kind": "clinical"})
+    scans.append({"name": "jhu-ads-subject02", "dwi": str(ads / "jhu-ads-subject02" / "Subject02_DWI.nii.gz"),
+                  "adc": str(ads / "jhu-ads-subject02" / "Subject02_ADC.nii.gz"),
+                  "ads_lesion": str(ads / "jhu-ads-subject02" / "Subject02_DAGMNet_lesion_prediction.nii.gz"),
+                  "ads_brain": str(ads / "jhu-ads-subject02" / "Subject02_Mask.nii.gz"), "kind": "clinical"})
+    slab = ads / "normal-philips-slab"
+    scans.append({"name": "normal-slab", "dwi": str(slab / "trace_b1000.nii.gz"),
+                  "adc": str(slab / "adc_x1e-6mm2s.nii.gz"), "kind": "normal"})
+    native = ads / "isles22-native-example"
+    scans.append({"name": "isles22-native", "dwi": str(native / "dwi.mha"), "adc": str(native / "adc.mha"),
+                  "kind": "unlabelled"})
+    for p in sorted((ads / "isles22-dwi-only").glob("*_dwi.nii.gz")):
+        scans.append({"name": p.name.split("_")[0].replace("sub-strokecase", "isles22-"), "dwi": str(p),
+                      "kind": "unlabelled"})
+    return scans
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
+
+
+def ads_checks(scan: dict[str, str], mask_path: Path) -> dict[str, float]:
+    """Brain-mask Dice vs the ADS brain mask; lesion Dice vs, and volume outside, the ADS prediction."""
+    import nibabel as nib
+
+    from infarctsam.io.dwi import load_dwi
+    from infarctsam.preprocess import preprocess
+
+    vol, _ = load_dwi(scan["dwi"])
+    pre = preprocess(vol)
+    ads_brain = pre.reorient.to_canonical(np.asarray(nib.load(scan["ads_brain"]).dataobj) > 0.5)
+    ours = np.asarray(nib.load(mask_path).dataobj) > 0
+    ads = np.asarray(nib.load(scan["ads_lesion"]).dataobj) > 0.5
+    voxel_ml = float(np.prod(vol.spacing)) / 1000.0
+    return {"brain_ml": round(float(pre.brain.sum()) * pre.voxel_ml, 1),
+            "brain_dice_vs_ads": round(_dice(pre.brain, ads_brain), 3),
+            "ads_lesion_ml": round(float(ads.sum()) * voxel_ml, 2),
+            "lesion_dice_vs_ads": round(_dice(ours, ads), 3),
+            "ml_outside_ads": round(float((ours & ~ads).sum()) * voxel_ml, 2)}
+
+
+def run_case(engine, scan: dict[str, str], out: Path, use_adc: bool = True) -> dict:
+    """Segment one scan and collect the figures."""
+    from infarctsam.api import segment
+
+    adc = scan.get("adc") if use_adc else None
+    res = segment(scan["dwi"], out, adc=adc, engine=engine, reference=scan.get("reference"),
+                  case_id=scan["name"] + ("" if use_adc or not scan.get("adc") else "_dwi-only"))
+    row = {"case": scan["name"], "kind": scan.get("kind", ""), "adc": adc is not None,
+           "volume_ml": round(res.stats.volume_ml, 2), "lesions": res.stats.lesion_count,
+           "dice": res.summary.get("reference", {}).get("dice"), "seconds": res.summary["elapsed_s"],
+           "warnings": res.summary.get("warnings", [])}
+    if "ads_brain" in scan:
+        mask = next(f for f in res.files if str(f).endswith("_mask.nii.gz"))
+        row.update(ads_checks(scan, Path(mask)))
+    return row
+
+
+def leave_one_out(folds: dict[str, str], out: Path) -> list[dict]:
+    """Dice of each fold's model on its held-out case, with and without ADC, beside the threshold engine."""
+    from infarctsam.engines import load_engine
+
+    cases = labelled_cases()
+    threshold = load_engine("threshold")
+    rows = []
+    for case, weights in folds.items():
+        sam = load_engine("sam", weights=weights)
+        for engine, name in ((sam, "sam"), (threshold, "threshold")):
+            for use_adc in (True, False):
+                r = run_case(engine, {"name": f"isles22-{case}", **cases[case]}, out / "loo" / name, use_adc)
+                rows.append({"fold": case, "engine": name, "weights": Path(weights).name if name == "sam" else "",
+                             **r})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/real_check")
-    parser.add_argument("--engines", nargs="+", default=["threshold", "sam"])
-    parser.add_argument("--weights", default=None)
+    parser.add_argument("--weights", default=None, help="sam weights for the real scans (default: shipped model)")
+    parser.add_argument("--fold", action="append", default=[], metavar="CASE=WEIGHTS",
+                        help="leave-one-out fold: the labelled case (0009, 0003) and weights trained without it")
+    parser.add_argument("--engines", nargs="+", default=["sam", "threshold"])
     args = parser.parse_args()
-    from infarctsam.api import segment
     from infarctsam.engines import load_engine
 
-    rows = []
-    for engine_name in args.engines:
-        engine = load_engine(engine_name, weights=args.weights if engine_name == "sam" else None)
-        for case in real_cases():
-            out = Path(args.out) / engine_name
-            res = segment(case["dwi"], out, adc=case.get("adc"), engine=engine, reference=case.get("reference"),
-                          case_id=case["name"].split(" ")[0])
-            ref = res.summary.get("reference", {})
-            rows.append({"engine": engine_name, "case": case["name"], "volume_ml": round(res.stats.volume_ml, 2),
-                         "lesions": res.stats.lesion_count, "dice": ref.get("dice"),
-                         "seconds": res.summary["elapsed_s"]})
-            print(json.dumps(rows[-1]), flush=True)
-    (Path(args.out) / "real_check.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    print("\n| engine | case | volume mL | lesions | Dice | s |\n|---|---|---|---|---|---|")
-    for r in rows:
-        dice = "" if r["dice"] is None else f"{r['dice']:.3f}"
-        print(f"| {r['engine']} | {r['case']} | {r['volume_ml']} | {r['lesions']} | {dice} | {r['seconds']} |")
+    out = Path(args.out)
+    folds = dict(f.split("=", 1) for f in args.fold)
+    result = {"loo": leave_one_out(folds, out) if folds else [], "scans": []}
+    for name in args.engines:
+        engine = load_engine(name, weights=args.weights if name == "sam" else None)
+        for scan in real_scans():
+            row = {"engine": name, **run_case(engine, scan, out / name)}
+            result["scans"].append(row)
+            print(json.dumps(row), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "real_check.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    print_tables(result)
+
+
+def print_tables(result: dict) -> None:
+    """Markdown tables of the leave-one-out and real-scan results."""
+    if result["loo"]:
+        print("\n| held-out case | engine | ADC | Dice | volume mL | s |\n|---|---|---|---|---|---|")
+        for r in result["loo"]:
+            print(f"| {r['fold']} | {r['engine']} | {'yes' if r['adc'] else 'no'} | {r['dice']:.3f} | "
+                  f"{r['volume_ml']} | {r['seconds']} |")
+    print("\n| engine | case | ADC | volume mL | lesions | Dice | brain Dice vs ADS | Dice vs ADS lesion "
+          "| mL outside ADS | warnings | s |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in result["scans"]:
+        cells = [r["engine"], r["case"], "yes" if r["adc"] else "no", r["volume_ml"], r["lesions"],
+                 "" if r["dice"] is None else f"{r['dice']:.3f}", r.get("brain_dice_vs_ads", ""),
+                 r.get("lesion_dice_vs_ads", ""), r.get("ml_outside_ads", ""), len(r["warnings"]), r["seconds"]]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
 if __name__ == "__main__":

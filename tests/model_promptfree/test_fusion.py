@@ -117,3 +117,13 @@ def test_weights_with_a_fusion_head_load_into_the_engine(tmp_path):
     bad = save_weights(tmp_path / "bad.safetensors", state, new_card)
     with pytest.raises(WeightsError, match="invalid fusion head"):
         SamEngine.from_weights(bad)
+
+
+def test_model_card_keeps_names_not_machine_paths():
+    from infarctsam.train.fusion_data import without_machine_paths
+
+    card = {"sources": [{"path": "/work/shared/data/isles22-sub-strokecase0003", "n": 6},
+                        {"backgrounds": ["C:\\data\\scans\\case1_dwi.nii.gz", "relative/name.nii.gz"]}]}
+    assert without_machine_paths(card) == {"sources": [{"path": "data/isles22-sub-strokecase0003", "n": 6},
+                                                       {"backgrounds": ["scans/case1_dwi.nii.gz",
+                                                                        "relative/name.nii.gz"]}]}

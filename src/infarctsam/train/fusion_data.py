@@ -82,6 +82,20 @@ def synthetic_cases(net: Any, n_isles: int, n_clinical: int, seed: int, library:
     return out
 
 
+def without_machine_paths(value: Any) -> Any:
+    """A copy of a JSON-like value in which every absolute path is cut to its last two components
+    (``/home/x/data/isles22-sub-strokecase0003`` -> ``data/isles22-sub-strokecase0003``): a model card names its
+    data, not the folders of the machine it was trained on."""
+    if isinstance(value, dict):
+        return {k: without_machine_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_machine_paths(v) for v in value]
+    if isinstance(value, str) and (value.startswith("/") or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
+        parts = [p for p in value.replace("\\", "/").split("/") if p]
+        return "/".join(parts[-2:])
+    return value
+
+
 def attach_fusion(weights: str | Path, head: Any, output: str | Path, about: dict[str, Any]) -> Path:
     """Write ``output`` (.safetensors + card): the network tensors of ``weights`` plus the fusion head.
 
@@ -110,8 +124,8 @@ def attach_fusion(weights: str | Path, head: Any, output: str | Path, about: dic
     state, card = load_weights(weights)
     state = {k: v for k, v in state.items() if not k.startswith(FUSION_PREFIX)}
     state.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in head.to_tensors().items()})
-    training = dict(card.training or {})
-    training["fusion"] = about
+    training = without_machine_paths(dict(card.training or {}))
+    training["fusion"] = without_machine_paths(about)
     new_card = card.model_copy(update={"training": training, "notes": (card.notes or "") +
                                        " Carries a physics fusion head (DWI/ADC contrast with the network's output)."})
     return save_weights(output, state, new_card, half=False)
