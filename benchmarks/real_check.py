@@ -130,7 +130,8 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="sam weights for the real scans (default: shipped model)")
     parser.add_argument("--fold", action="append", default=[], metavar="CASE=WEIGHTS",
                         help="leave-one-out fold: the labelled case (0009, 0003) and weights trained without it")
-    parser.add_argument("--engines", nargs="+", default=["sam", "threshold"])
+    parser.add_argument("--engines", nargs="*", default=["sam", "threshold"],
+                        help="engines for the real scans (none: leave-one-out only)")
     args = parser.parse_args()
     from infarctsam.engines import load_engine
 

@@ -54,7 +54,7 @@ def test_features_have_the_documented_columns():
     dwi_only = fusion_features(c.prob, c.dwi, c.brain, c.spacing, None)
     assert with_adc.shape == (int(c.brain.sum()), len(FEATURES_WITH_ADC))
     assert dwi_only.shape == (int(c.brain.sum()), len(FEATURES_DWI_ONLY))
-    np.testing.assert_allclose(with_adc[:, :3], dwi_only[:, :3], atol=1e-5)  # ADC only adds columns
+    np.testing.assert_allclose(with_adc[:, :5], dwi_only[:, :5], atol=1e-5)  # ADC only adds columns
     adc_low = with_adc[:, FEATURES_WITH_ADC.index("adc_low")]
     in_lesion = c.label[c.brain]
     assert adc_low[in_lesion].mean() > 1.0 and np.median(adc_low[~in_lesion]) == 0.0
@@ -127,3 +127,37 @@ def test_model_card_keeps_names_not_machine_paths():
     assert without_machine_paths(card) == {"sources": [{"path": "data/isles22-sub-strokecase0003", "n": 6},
                                                        {"backgrounds": ["scans/case1_dwi.nii.gz",
                                                                         "relative/name.nii.gz"]}]}
+
+
+def test_fit_fusion_command_writes_weights_that_segment_uses(tmp_path, phantom_files):
+    import json
+
+    from typer.testing import CliRunner
+
+    from infarctsam.cli import app
+    from infarctsam.model.weights_format import ModelCard, save_weights
+
+    tiny = ModelConfig(image_size=64)
+    torch.manual_seed(0)
+    model, _ = build_model(tiny, None)
+    card = ModelCard(name="tiny", architecture=ARCHITECTURE, config=tiny.model_dump(), image_size=64,
+                     licence="Apache-2.0")
+    plain = save_weights(tmp_path / "plain.safetensors", model.state_dict(), card)
+    dwi, adc, _ = phantom_files
+    runner = CliRunner()
+    res = runner.invoke(app, ["fit-fusion", str(plain), "--data", str(dwi.parent), "-o",
+                              str(tmp_path / "f.safetensors"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "fitted on 1 case(s)" in res.output
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["segment", str(dwi), "--adc", str(adc), "--engine", "sam", "--weights",
+                              str(tmp_path / "f.safetensors"), "--no-qc", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(next(out.glob("*.json")).read_text(encoding="utf-8"))
+    assert summary["model_inputs"] == "DWI + ADC" and summary["engine_config"]["fusion"] is True
+    assert isinstance(summary["warnings"], list)
+    # no labelled case: a one-line error, nothing written
+    res = runner.invoke(app, ["fit-fusion", str(plain), "--data", str(tmp_path / "missing"), "-o",
+                              str(tmp_path / "g.safetensors")])
+    assert res.exit_code == 2 and "dataset folder not found" in res.output
+    assert not (tmp_path / "g.safetensors").exists()

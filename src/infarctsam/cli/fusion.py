@@ -14,8 +14,8 @@ def fit_fusion(
     output: Path = typer.Option(..., "--output", "-o", help="Weights file to write (.safetensors)."),
     data: list[Path] = typer.Option([], "--data", help="Folder of labelled real cases (DWI, ADC, lesion mask); "
                                     "repeat for several."),
-    n_isles: int = typer.Option(10, "--synth-isles", min=0, help="Synthetic ISLES'22-like cases."),
-    n_clinical: int = typer.Option(8, "--synth-clinical", min=0, help="Synthetic clinical cases."),
+    n_isles: int = typer.Option(0, "--synth-isles", min=0, help="Synthetic ISLES'22-like cases to add."),
+    n_clinical: int = typer.Option(0, "--synth-clinical", min=0, help="Synthetic clinical cases to add."),
     seed: int = typer.Option(4242, "--seed", help="Seed of the synthetic cases and the voxel sampling."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-case lines."),
 ) -> None:

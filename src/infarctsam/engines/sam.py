@@ -96,4 +96,4 @@ class SamEngine(Engine):
         prob = self.predictor.predict(case)
         if self.fusion is None:
             return prob
-        return self.fusion.predict(prob, case.dwi, case.brain, case.spacing, case.adc)
+        return self.fusion.predict(prob, case.dwi, case.brain, case.spacing, case.adc, case.contrast_maps())

@@ -8,6 +8,9 @@ only, and they are mostly symmetric. The fusion head is a voxel-wise logistic mo
 ``sam_logit``        the network's logit (its probability, clipped to [1e-4, 1 - 1e-4])
 ``log_dwi_ratio``    log of the DWI over the local normal-tissue level
 ``log_asymmetry``    log of the DWI over its left-right mirror image
+``log_asym_local``   log of the DWI over the brightest mirror-side value within 6 mm (a symmetric artefact that
+                     the mirror misses by a few millimetres of head tilt still finds its twin)
+``depth``            distance from the brain surface, log(1 + mm): skull-base artefacts hug the surface
 ``adc_norm``         ADC in 10^-3 mm^2/s minus 0.8 (normal parenchyma is about 0.7-0.9)
 ``adc_low``          how far the ADC is below 620 x10^-6 mm^2/s (RAPID's core threshold), in 10^-4 mm^2/s, >= 0
 ``log_adc_asym``     log of the ADC over its mirror image (an infarct's ADC is below the other side's)
@@ -28,9 +31,9 @@ import numpy as np
 
 from infarctsam.preprocess.contrast import asymmetry, mirror_x, smooth_in_mask, tissue_ratio
 
-FEATURES_WITH_ADC = ("sam_logit", "log_dwi_ratio", "log_asymmetry", "adc_norm", "adc_low", "log_adc_asym",
-                     "sam_x_adc_low")
-FEATURES_DWI_ONLY = FEATURES_WITH_ADC[:3]
+FEATURES_WITH_ADC = ("sam_logit", "log_dwi_ratio", "log_asymmetry", "log_asym_local", "depth", "adc_norm", "adc_low",
+                     "log_adc_asym", "sam_x_adc_low")
+FEATURES_DWI_ONLY = FEATURES_WITH_ADC[:5]
 TENSOR_KEYS = ("fusion.with_adc", "fusion.dwi_only")
 
 
@@ -40,7 +43,7 @@ def _logit(prob: np.ndarray) -> np.ndarray:
 
 
 def fusion_features(prob: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
-                    adc: np.ndarray | None) -> np.ndarray:
+                    adc: np.ndarray | None, maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Feature maps of the brain voxels.
 
     Parameters
@@ -55,20 +58,31 @@ def fusion_features(prob: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacin
         Voxel size in mm.
     adc : numpy.ndarray or None
         ADC in x10^-6 mm^2/s on the same grid, or None.
+    maps : tuple of numpy.ndarray, optional
+        The DWI's tissue ratio and asymmetry when already computed (:meth:`Preprocessed.contrast_maps`).
 
     Returns
     -------
     numpy.ndarray
-        ``(n_brain_voxels, F)`` float32, F = 7 with an ADC and 3 without (column order as ``FEATURES_*``).
+        ``(n_brain_voxels, F)`` float32, F = 9 with an ADC and 5 without (column order as ``FEATURES_*``).
     """
+    from scipy import ndimage as ndi
+
     sam = _logit(prob)[brain]
-    ratio = tissue_ratio(dwi, brain, spacing, adc=adc)[brain]
-    asym = asymmetry(dwi, brain, spacing)[brain]
-    cols = [sam, np.log(np.maximum(ratio, 1e-3)), np.log(np.maximum(asym, 1e-3))]
+    if maps is None:
+        maps = tissue_ratio(dwi, brain, spacing), asymmetry(dwi, brain, spacing)
+    ratio_map, asym_map = maps
+    ratio, asym = ratio_map[brain], asym_map[brain]
+    xs = np.nonzero(brain)[0]
+    centre = float(xs.mean()) if xs.size else (dwi.shape[0] - 1) / 2
+    smooth = smooth_in_mask(dwi, brain, 2.0, spacing)
+    reach = [max(1, int(round(6.0 / s))) * 2 + 1 for s in spacing[:2]] + [3]
+    twin = ndi.maximum_filter(mirror_x(smooth, centre), size=reach)
+    depth = ndi.distance_transform_edt(brain, sampling=spacing)
+    cols = [sam, np.log(np.maximum(ratio, 1e-3)), np.log(np.maximum(asym, 1e-3)),
+            np.log(np.maximum(smooth[brain], 1e-3) / np.maximum(twin[brain], 0.2)), np.log1p(depth[brain])]
     if adc is not None:
         adc_s = smooth_in_mask(np.clip(adc, 0, 4000), brain, 2.0, spacing)
-        xs = np.nonzero(brain)[0]
-        centre = float(xs.mean()) if xs.size else (adc.shape[0] - 1) / 2
         adc_m = np.maximum(mirror_x(adc_s, centre), 50.0)
         a = adc_s[brain]
         low = np.clip((620.0 - a) / 100.0, 0.0, None)
@@ -101,12 +115,13 @@ class FusionHead:
         return self.with_adc if with_adc else self.dwi_only
 
     def predict(self, prob: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
-                adc: np.ndarray | None) -> np.ndarray:
-        """Fused lesion probability on the canonical grid (0 outside the brain)."""
+                adc: np.ndarray | None, maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Fused lesion probability on the canonical grid (0 outside the brain); arguments as
+        :func:`fusion_features`."""
         out = np.zeros(prob.shape, dtype=np.float32)
         if not brain.any():
             return out
-        feats = fusion_features(prob, dwi, brain, spacing, adc)
+        feats = fusion_features(prob, dwi, brain, spacing, adc, maps)
         w = self.coefficients(adc is not None)
         z = feats @ w[:-1] + w[-1]
         out[brain] = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from infarctsam.preprocess.contrast import asymmetry, tissue_ratio
 from infarctsam.preprocess.pipeline import Preprocessed
 
 CHANNEL_NAMES = ("dwi", "tissue_ratio", "asymmetry")
@@ -34,9 +33,8 @@ def model_channels(case: Preprocessed) -> np.ndarray:
     numpy.ndarray
         ``(3, X, Y, Z)`` float32 in [0, 1].
     """
-    dwi, brain, sp = case.dwi, case.brain, case.spacing
-    ratio = tissue_ratio(dwi, brain, sp)
-    asym = asymmetry(dwi, brain, sp)
+    dwi, brain = case.dwi, case.brain
+    ratio, asym = case.contrast_maps()
     out = np.empty((3, *dwi.shape), dtype=np.float32)
     out[0] = np.clip(dwi / 3.0, 0.0, 1.0)
     out[1] = np.clip((ratio - 0.5) / 2.5, 0.0, 1.0) * brain

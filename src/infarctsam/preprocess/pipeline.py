@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,18 @@ class Preprocessed:
     brain: np.ndarray
     reorient: Reorient
     dwi_scale: float
+    _maps: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def contrast_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The DWI's ratio to the local normal-tissue level and its left-right asymmetry
+        (:mod:`infarctsam.preprocess.contrast`), computed once and shared by the model's input channels and the
+        fusion head."""
+        from infarctsam.preprocess.contrast import asymmetry, tissue_ratio
+
+        if not self._maps:
+            self._maps["ratio"] = tissue_ratio(self.dwi, self.brain, self.spacing)
+            self._maps["asymmetry"] = asymmetry(self.dwi, self.brain, self.spacing)
+        return self._maps["ratio"], self._maps["asymmetry"]
 
     @property
     def spacing(self) -> tuple[float, float, float]:

@@ -49,7 +49,7 @@ class FusionCase:
     label: np.ndarray
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+def fit_logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, l2: float = 1e-6) -> np.ndarray:
     """Weighted, L2-regularised logistic regression; returns coefficients with the intercept last.
 
     Parameters
@@ -97,7 +97,7 @@ def _sample(case: FusionCase, feats: np.ndarray, rng: np.random.Generator, backg
     return feats[keep], y[keep].astype(np.float64), weight
 
 
-def fit_fusion(cases: Sequence[FusionCase], l2: float = 1e-3, background_rate: float = 0.05, seed: int = 0
+def fit_fusion(cases: Sequence[FusionCase], l2: float = 1e-6, background_rate: float = 0.05, seed: int = 0
                ) -> FusionHead:
     """Fit both paths of the fusion head.
 
