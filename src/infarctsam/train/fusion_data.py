@@ -124,8 +124,10 @@ def attach_fusion(weights: str | Path, head: Any, output: str | Path, about: dic
     state, card = load_weights(weights)
     state = {k: v for k, v in state.items() if not k.startswith(FUSION_PREFIX)}
     state.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in head.to_tensors().items()})
-    training = without_machine_paths(dict(card.training or {}))
+    training = without_machine_paths({k: v for k, v in (card.training or {}).items() if k != "fusion"})
     training["fusion"] = without_machine_paths(about)
-    new_card = card.model_copy(update={"training": training, "notes": (card.notes or "") +
-                                       " Carries a physics fusion head (DWI/ADC contrast with the network's output)."})
+    note = "Carries a physics fusion head (DWI/ADC contrast with the network's output)."
+    notes = card.notes if note in (card.notes or "") else f"{card.notes or ''} {note}".strip()
+    new_card = card.model_copy(update={"training": training, "base_weights": without_machine_paths(card.base_weights),
+                                       "notes": notes})
     return save_weights(output, state, new_card, half=False)
