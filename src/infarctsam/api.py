@@ -133,6 +133,7 @@ def segment(
     device: str = "cpu",
     input_sha256: Mapping[str, str] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    dicom_reference: str | Path | None = None,
 ) -> CaseResult:
     """Segment the infarct on one DWI and write the outputs.
 
@@ -167,6 +168,9 @@ def segment(
         a case is finished does not read them twice; missing keys are computed.
     provenance : mapping, optional
         Which batch run produced the case (run id, host, pid); recorded under ``batch`` in the JSON.
+    dicom_reference : str or Path, optional
+        DICOM series the DWI was converted from: a DICOM SEG and SR referencing it are written beside the mask
+        (they are written anyway when the DWI itself is a DICOM series; needs the ``dicom`` extra).
 
     Returns
     -------
@@ -230,7 +234,10 @@ def segment(
         qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title)
     summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
     prob_in = pre.to_input(prob) if save_probability else None
-    files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in)
+    dicom_files, dicom_record = _dicom_files(dwi_path, dicom_reference, mask, dwi_vol, stats, info, paths)
+    if dicom_record is not None:
+        summary["dicom"] = dicom_record
+    files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in, extra=dicom_files)
     if bids:
         desc = outdir / "dataset_description.json"
         if not desc.exists():
@@ -238,6 +245,16 @@ def segment(
 
             write_json(desc, dataset_description(info.name))
     return CaseResult(case_id=case, stats=stats, files=files, summary=summary)
+
+
+def _dicom_files(dwi: Path, reference: str | Path | None, mask: np.ndarray, dwi_vol: Any, stats: LesionStats,
+                 info: Any, paths: CasePaths) -> tuple[dict[str, tuple[Path, bytes]], dict[str, Any] | None]:
+    from infarctsam.outputs.dicom_out import DicomReport, case_dicom_files
+
+    report = DicomReport(volume_ml=stats.volume_ml, lesion_count=stats.lesion_count, engine=info.name,
+                         weights=None if info.weights in (None, "none") else str(info.weights))
+    return case_dicom_files(dwi, reference, mask, dwi_vol.affine, report, paths.mask,
+                            series_uid=dwi_vol.meta.get("dicom_series"))
 
 
 def _reference_summary(mask: np.ndarray, ref: np.ndarray, affine: np.ndarray, path: str | Path) -> dict[str, Any]:

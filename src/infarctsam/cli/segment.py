@@ -8,7 +8,7 @@ import typer
 
 from infarctsam.cli.common import echo_err, fail, run
 
-_SINGLE_ONLY = ("--adc", "--reference", "--bval", "--case-id")
+_SINGLE_ONLY = ("--adc", "--reference", "--bval", "--case-id", "--dicom-reference")
 
 
 def segment(
@@ -34,6 +34,9 @@ def segment(
     force: bool = typer.Option(False, "--force", help="Batch: redo finished cases too (default: skip cases whose "
                                "outputs match the inputs, engine and weights)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Batch: no progress bar."),
+    dicom_reference: Path | None = typer.Option(None, "--dicom-reference", help="DICOM series the DWI was converted "
+                                                "from: also write a DICOM SEG + SR referencing it (written anyway "
+                                                "for a DICOM DWI)."),
 ) -> None:
     """Segment the infarct on a DWI: lesion mask (NIfTI, input grid), volume JSON, QC picture.
 
@@ -46,7 +49,7 @@ def segment(
     if is_batch_input(dwi):
         _batch(dwi, output, engine=engine, weights=weights, device=device, bids=bids,
                save_probability=save_probability, qc=qc, shard=shard, scheduler=scheduler, force=force, quiet=quiet,
-               single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id), strict=True)))
+               single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id, dicom_reference), strict=True)))
         return
     for name, value in (("--shard", shard), ("--scheduler", scheduler)):
         if value is not None:
@@ -56,6 +59,7 @@ def segment(
     result = run(
         api_segment, dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
         bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device,
+        dicom_reference=dicom_reference,
     )
     s = result.stats
     line = (f"{result.case_id}: {s.volume_ml:.2f} mL, {s.lesion_count} lesion(s), largest {s.largest_lesion_ml:.2f} mL"

@@ -99,6 +99,7 @@ def write_case(
     summary: dict[str, Any],
     qc_png: bytes | None,
     probability: np.ndarray | None = None,
+    extra: dict[str, tuple[Path, bytes]] | None = None,
 ) -> list[Path]:
     """Write a case's files (mask, JSON, optional QC and probability) all-or-nothing.
 
@@ -116,6 +117,8 @@ def write_case(
         QC montage.
     probability : numpy.ndarray, optional
         Lesion probability in the input's voxel order.
+    extra : dict, optional
+        More files, ``{key: (path, content)}`` (the DICOM SEG and SR), listed under ``outputs`` by key.
 
     Returns
     -------
@@ -133,9 +136,13 @@ def write_case(
             with atomic_path(paths.qc) as tmp:
                 tmp.write_bytes(qc_png)
             written.append(paths.qc)
-        summary = {**summary, "outputs": {k: p.name for k, p in
-                                          (("mask", paths.mask), ("probability", paths.probability),
-                                           ("qc", paths.qc)) if p in written}}
+        for path, content in (extra or {}).values():
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(content)
+            written.append(path)
+        named = (("mask", paths.mask), ("probability", paths.probability), ("qc", paths.qc),
+                 *((k, p) for k, (p, _) in (extra or {}).items()))
+        summary = {**summary, "outputs": {k: p.name for k, p in named if p in written}}
         write_json(paths.summary, summary)
         written.append(paths.summary)
     except BaseException as exc:
