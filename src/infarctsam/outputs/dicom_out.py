@@ -159,8 +159,8 @@ def mask_frames(mask: np.ndarray, affine: np.ndarray, images: list[Any]) -> np.n
 
 
 def _codes() -> dict[str, Any]:
-    from pydicom.sr.coding import Code
     from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
 
     return {
         "category": codes.SCT.MorphologicallyAbnormalStructure,
