@@ -10,6 +10,9 @@ from infarctsam.stats import Table1, table1
 
 ID_COLUMNS = ("participant_id", "case", "case_id", "subject", "subject_id", "id")
 NA_VALUES = ["n/a", "N/A", "NA", "na", "", "NaN", "nan", "missing", "."]
+# Free-text columns of the review page's decisions CSV (infarctsam_review.csv), which also serves as a clinical table:
+# not described in Table 1 (review_decision, volume_ml, lesion_count, engine and weights are).
+FREE_TEXT_COLUMNS = ("review_note", "reviewed_at", "warnings")
 
 
 def read_clinical(path: str | Path) -> Any:
@@ -97,6 +100,7 @@ def clinical_table1(
         rows = df
         notes.append(f"No row of the clinical table matches an evaluated case id (identifier column '{idc}'); "
                      f"Table 1 describes all {len(df)} rows.")
-    table = table1(rows.reset_index(drop=True), cohort_column=cohort_column, exclude=[idc])
+    free_text = [c for c in FREE_TEXT_COLUMNS if c in df.columns and c != cohort_column]
+    table = table1(rows.reset_index(drop=True), cohort_column=cohort_column, exclude=[idc, *free_text])
     table.notes.extend(notes)
     return table

@@ -25,6 +25,7 @@ from infarctsam.io.atomic import write_text
 CSV_COLUMNS = ("case", "status", "volume_ml", "voxel_count", "lesion_count", "largest_lesion_ml", "warnings", "seconds",
                "engine", "weights", "dwi", "adc", "dwi_sha256", "adc_sha256", "json", "error")
 TABLE_COLUMNS = ("case", "status", "volume_ml", "lesion_count", "seconds")
+REVIEW_COLUMNS = ("review_decision", "review_note")  # present when the output folder has infarctsam_review.csv
 
 
 def record_names(shard: tuple[int, int] | None) -> tuple[str, str]:
@@ -69,12 +70,17 @@ class SummaryFile:
         The initial rows (every case of the run, ``pending``), in the order they are written.
     every_s : float
         Minimum interval between two incremental rewrites (the final write always happens).
+    review : dict, optional
+        The reader's decisions (``{case: {"review_decision": ..., "review_note": ...}}``, from the review page's
+        ``infarctsam_review.csv`` in the output folder): added as two more columns.
     """
 
-    def __init__(self, path: str | Path, rows: Sequence[dict[str, Any]], every_s: float = 2.0) -> None:
+    def __init__(self, path: str | Path, rows: Sequence[dict[str, Any]], every_s: float = 2.0,
+                 review: dict[str, dict[str, str]] | None = None) -> None:
         self.path = Path(path)
         self.rows = {r["case"]: dict(r) for r in rows}
         self.every_s = every_s
+        self.review = review or {}
         self._last = float("-inf")
 
     def update(self, record: dict[str, Any]) -> None:
@@ -86,10 +92,12 @@ class SummaryFile:
     def write(self) -> Path:
         """Rewrite the whole file atomically."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        columns = CSV_COLUMNS + (REVIEW_COLUMNS if self.review else ())
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in self.rows.values():
-            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in CSV_COLUMNS})
+            row = {**row, **self.review.get(row["case"], {})}
+            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
         write_text(self.path, buf.getvalue())
         self._last = time.monotonic()
         return self.path

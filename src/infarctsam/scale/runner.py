@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from infarctsam._version import __version__
 from infarctsam.errors import ConfigError
+from infarctsam.review.decisions import decisions_beside
 from infarctsam.scale.cases import PlannedCase, discover, plan, select_shard
 from infarctsam.scale.records import RunLog, SummaryFile, counts, pending_row, record_names
 from infarctsam.scale.worker import CaseOptions, EngineSpec, engine_identity, now_iso, run_case
@@ -160,6 +161,7 @@ def run_batch(
     planned = plan(cases, outdir, bids=bids)
     items = select_shard(planned, *shard) if shard else planned
     check_writable(outdir)
+    review = decisions_beside(outdir)  # the review page's decisions, added to the summary CSV
     spec = EngineSpec(engine, None if weights is None else str(weights), device, engine_factory)
     opts = CaseOptions(str(outdir), bids=bids, save_probability=save_probability, qc=qc, force=force,
                        run_id=uuid.uuid4().hex[:12])
@@ -176,7 +178,7 @@ def run_batch(
                   "shard": None if shard is None else f"{shard[0]}/{shard[1]}", "scheduler": scheduler,
                   "device": device, "bids": bids, "save_probability": save_probability, "qc": qc, "force": force,
                   **identity}
-        report = _drive(executor, items, opts, header, shard, progress, summary_every_s, on_record)
+        report = _drive(executor, items, opts, header, shard, progress, summary_every_s, on_record, review)
     finally:
         executor.close()
     report.engine = identity
@@ -186,7 +188,8 @@ def run_batch(
 
 def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, header: dict[str, Any],
            shard: tuple[int, int] | None, progress: bool, summary_every_s: float,
-           on_record: Callable[[dict[str, Any]], None] | None) -> BatchReport:
+           on_record: Callable[[dict[str, Any]], None] | None,
+           review: dict[str, dict[str, str]] | None = None) -> BatchReport:
     """Run the cases, writing the log and the summary as records arrive; both are closed properly even when the run
     is interrupted (unfinished cases stay ``pending``)."""
     t0 = time.perf_counter()
@@ -194,7 +197,7 @@ def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, heade
     log = RunLog(Path(opts.outdir) / log_name)
     summary = SummaryFile(Path(opts.outdir) / csv_name,
                           [pending_row(p.case_id, str(p.case.dwi), None if p.case.adc is None else str(p.case.adc))
-                           for p in items], summary_every_s)
+                           for p in items], summary_every_s, review=review)
     log.event("run_start", run=opts.run_id, **header)
     summary.write()
     bar = _progress(len(items), progress)

@@ -1,0 +1,121 @@
+"""The review page in a real browser: Debian's chromium driven by playwright (never a downloaded browser).
+
+Covered: the page loads with no console error, the table sorts (warnings first by default, then by a clicked
+column), a slice change changes the canvas pixels, the mask toggle changes them too, and a decision is stored in
+localStorage (surviving a reload) and exported as a CSV that :func:`read_decisions` reads back.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from infarctsam.review.decisions import read_decisions
+
+CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian package 'chromium')")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) is not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, review_page):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning")
+          else None)
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    pg.goto(review_page.as_uri())
+    pg.wait_for_selector("#cohort tbody tr")
+    pg.problems = problems
+    yield pg
+    context.close()
+
+
+def _cases(pg) -> list[str]:
+    return pg.eval_on_selector_all("#cohort tbody tr", "rows => rows.map(r => r.getAttribute('data-case'))")
+
+
+def _pixels(pg) -> str:
+    return pg.evaluate("() => { const c = document.getElementById('dwi-canvas');"
+                       " return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).join(','); }")
+
+
+def _open(pg, case: str) -> None:
+    pg.click(f"#cohort tbody tr[data-case='{case}']")
+    pg.wait_for_function("() => document.getElementById('slice-label').textContent.startsWith('slice')")
+
+
+def test_loads_without_console_errors_and_sorts(page):
+    rows = _cases(page)
+    assert len(rows) == 4
+    assert set(rows[:2]) == {"bravo", "delta"}, rows  # cases with warnings first
+    page.click("th[data-key='case']")
+    assert _cases(page) == ["alpha", "bravo", "charlie", "delta"]
+    page.click("th[data-key='case']")
+    assert _cases(page) == ["delta", "charlie", "bravo", "alpha"]
+    page.click("th[data-key='volume_ml']")
+    vols = page.eval_on_selector_all("#cohort tbody tr td:nth-child(4)", "t => t.map(x => x.textContent)")
+    numbers = [float(v) for v in vols if v]
+    assert numbers == sorted(numbers) and vols[-1] == ""  # the failed case has no volume: last
+    page.fill("#filter", "char")
+    assert _cases(page) == ["charlie"]
+    page.fill("#filter", "")
+    _open(page, "alpha")
+    assert page.problems == []
+
+
+def test_slice_change_and_mask_toggle_change_pixels(page):
+    _open(page, "alpha")
+    first = _pixels(page)
+    label = page.text_content("#slice-label")
+    page.keyboard.press("ArrowDown")
+    second = _pixels(page)
+    assert page.text_content("#slice-label") != label and second != first
+    page.mouse.move(*_centre(page, "#dwi-canvas"))
+    page.mouse.wheel(0, -120)  # wheel up: next slice
+    page.wait_for_function(f"() => document.getElementById('slice-label').textContent === {label!r}")
+    assert _pixels(page) == first
+    page.keyboard.press("m")  # mask off: the lesion slice loses its red
+    assert _pixels(page) != first
+    assert page.is_visible("#adc-canvas") and page.text_content(".frame .ori.left") == "R"
+    assert page.problems == []
+
+
+def _centre(pg, selector: str) -> tuple[float, float]:
+    box = pg.locator(selector).bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_decision_is_stored_and_exported(page, tmp_path):
+    _open(page, "bravo")
+    page.fill("#note", "posterior edge missed, \"recheck\"")
+    page.click("#decision button[data-decision='needs-edit']")
+    _open(page, "alpha")
+    page.keyboard.press("1")  # accept
+    stored = page.evaluate("() => JSON.parse(localStorage.getItem(Object.keys(localStorage)[0]))")
+    assert stored["bravo"]["decision"] == "needs-edit" and stored["alpha"]["decision"] == "accept"
+    page.reload()
+    page.wait_for_selector("#cohort tbody tr")
+    badges = page.eval_on_selector_all("#cohort tbody .badge", "b => b.map(x => x.textContent).sort()")
+    assert badges == ["accept", "needs-edit"]
+    with page.expect_download() as info:
+        page.click("#export")
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.name == "infarctsam_review.csv"
+    got = read_decisions(path)
+    assert got["bravo"]["review_decision"] == "needs-edit"
+    assert got["bravo"]["review_note"] == "posterior edge missed, \"recheck\""
+    assert got["alpha"]["review_decision"] == "accept" and set(got) == {"alpha", "bravo"}
+    assert page.problems == []
