@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -63,10 +64,12 @@ def _number(value: Any, digits: int) -> float | None:
         return None
 
 
-def case_row(case: ReviewCase, key: str, thumb: bytes | None, data_file: str | None) -> dict[str, Any]:
-    """The table row of a case (what the page shows and exports)."""
+def case_row(case: ReviewCase, key: str, thumb: bytes | None, data_file: str | None, base: Path) -> dict[str, Any]:
+    """The table row of a case (what the page shows and exports); links are relative to ``base``, the page's folder."""
     s = case.summary
     ref = s.get("reference") or {}
+    qc = (s.get("outputs") or {}).get("qc")
+    qc_path = None if case.json_path is None or not qc else case.json_path.parent / qc
     return {
         "id": key, "case": case.case, "status": case.status,
         "volume_ml": _number(s.get("volume_ml"), 3), "lesion_count": _number(s.get("lesion_count"), 0),
@@ -75,8 +78,7 @@ def case_row(case: ReviewCase, key: str, thumb: bytes | None, data_file: str | N
         "warnings": case.warnings,
         "thumb": None if thumb is None else "data:image/png;base64," + base64.b64encode(thumb).decode("ascii"),
         "data": data_file,
-        "qc": None if case.json_path is None or not (s.get("outputs") or {}).get("qc") else
-        (case.json_path.parent / s["outputs"]["qc"]).as_uri(),
+        "qc": None if qc_path is None else Path(os.path.relpath(qc_path.resolve(), base.resolve())).as_posix(),
     }
 
 
@@ -128,6 +130,7 @@ def build_review(inputs: list[Path], output: Path, *, title: str | None = None, 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{FILES_DIR}-", dir=folder))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the page's folder is meant to be shared like the other outputs
     except OSError as exc:
         raise OutputError(f"cannot write the review page in {folder}: {exc.strerror or exc}") from exc
     try:
@@ -144,7 +147,7 @@ def build_review(inputs: list[Path], output: Path, *, title: str | None = None, 
                 (tmp / f"{key}.js").write_text(f"infarctsamCase({json.dumps(key)},{_script_json(payload)});\n",
                                                encoding="utf-8")
                 data_file = f"{FILES_DIR}/{key}.js"
-            rows.append(case_row(case, key, thumb, data_file))
+            rows.append(case_row(case, key, thumb, data_file, folder))
         decisions = {}
         for item in inputs:
             if Path(item).is_dir():

@@ -208,7 +208,7 @@
     var n = data.shape[1] * data.shape[2], off = state.slice * n, w = data.shape[2], h = data.shape[1];
     canvas.width = w;
     canvas.height = h;
-    var scale = Math.max(1, Math.floor(360 / Math.max(w * data.spacing[1], h * data.spacing[0]) * 100) / 100);
+    var scale = Math.floor(300 / Math.max(w * data.spacing[1], h * data.spacing[0]) * 100) / 100;
     canvas.style.width = (w * data.spacing[1] * scale) + "px";
     canvas.style.height = (h * data.spacing[0] * scale) + "px";
     var ctx = canvas.getContext("2d");
