@@ -79,11 +79,13 @@ def test_slice_change_and_mask_toggle_change_pixels(page):
     _open(page, "alpha")
     first = _pixels(page)
     label = page.text_content("#slice-label")
-    page.keyboard.press("ArrowDown")
+    start = int(label.split()[1])  # "slice K / N (...)"
+    key, back = ("ArrowDown", -120) if start > 1 else ("ArrowUp", 120)  # wheel up (negative) = next slice
+    page.keyboard.press(key)
     second = _pixels(page)
     assert page.text_content("#slice-label") != label and second != first
     page.mouse.move(*_centre(page, "#dwi-canvas"))
-    page.mouse.wheel(0, -120)  # wheel up: next slice
+    page.mouse.wheel(0, back)  # and back with the wheel
     page.wait_for_function(f"() => document.getElementById('slice-label').textContent === {label!r}")
     assert _pixels(page) == first
     page.keyboard.press("m")  # mask off: the lesion slice loses its red
