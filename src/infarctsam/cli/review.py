@@ -24,6 +24,9 @@ def review(
     infarctsam evaluate --clinical). Open the page from disk; it needs no server and no network."""
     from infarctsam.review.page import build_review
 
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        raise fail(f"not found: {missing[0]}")
     if output is None:
         folders = [p for p in inputs if p.is_dir()]
         if not folders:

@@ -211,7 +211,7 @@
     var scale = Math.floor(300 / Math.max(w * data.spacing[1], h * data.spacing[0]) * 100) / 100;
     canvas.style.width = (w * data.spacing[1] * scale) + "px";
     canvas.style.height = (h * data.spacing[0] * scale) + "px";
-    var ctx = canvas.getContext("2d");
+    var ctx = canvas.getContext("2d", { willReadFrequently: true });  /* CPU canvas: pixels are pushed, and read by tests */
     var img = ctx.createImageData(w, h), px = img.data;
     var showMask = $("show-mask").checked && data.mask, showRef = $("show-ref").checked && data.reference;
     var span = Math.max(1, hi - lo);
