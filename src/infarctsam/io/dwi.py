@@ -8,7 +8,8 @@
 * ADC may be stored in m^2/s (~1e-9), mm^2/s (~1e-3), x10^-3 mm^2/s (~1), x10^-5 mm^2/s (~100) or x10^-6 mm^2/s
   (~1000). The unit is the one that puts the median of the positive voxels closest to a tissue ADC of 1e-3 mm^2/s
   (a median more than ten times off in every unit is refused), and the map is converted to x10^-6 mm^2/s.
-  An ADC on another grid is resampled onto the DWI grid through world coordinates; an ADC that does not cover the DWI is refused.
+  An ADC on another grid is resampled onto the DWI grid through world coordinates; an ADC that does not cover the
+  DWI is refused.
 """
 
 from __future__ import annotations
