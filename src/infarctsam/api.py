@@ -122,7 +122,8 @@ def output_plan(
 
 def check_case_io(
     dwi: Path, output: Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
-    bval: str | Path | None = None, case_id: str | None = None, bids: bool = False,
+    bval: str | Path | None = None, weights: str | Path | None = None, case_id: str | None = None,
+    bids: bool = False,
 ) -> tuple[str, CasePaths]:
     """Check a case's inputs and outputs without reading images, loading a model or writing anything.
 
@@ -144,12 +145,12 @@ def check_case_io(
 
     check_input_path(dwi, "DWI", folder_ok=True)
     for what, path, limit in (("ADC", adc, None), ("reference mask", reference, None),
-                              ("b-value file", bval, MAX_TEXT_BYTES)):
+                              ("b-value file", bval, MAX_TEXT_BYTES), ("weights", weights, None)):
         if path is not None:
             check_input_path(path, what, **({} if limit is None else {"max_bytes": limit}))
     case, paths = output_plan(dwi, output, case_id=case_id, bids=bids)
     extra = [Path(output) / "dataset_description.json"] if bids else []
-    check_not_inputs([*paths.all(), *extra], [dwi, adc, reference, bval])
+    check_not_inputs([*paths.all(), *extra], [dwi, adc, reference, bval, weights])
     check_writable(Path(output))
     check_replaceable(paths)
     return case, paths
@@ -224,7 +225,8 @@ def segment(
     dwi_path = Path(dwi)
     known = dict(input_sha256 or {})
     # Everything that can be checked without the model is checked first, and nothing is written before the end.
-    case, paths = check_case_io(dwi_path, outdir, adc=adc, reference=reference, bval=bval, case_id=case_id, bids=bids)
+    case, paths = check_case_io(dwi_path, outdir, adc=adc, reference=reference, bval=bval,
+                                weights=None if isinstance(engine, Engine) else weights, case_id=case_id, bids=bids)
     dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
     adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
     ref = load_reference(reference, dwi_vol) if reference is not None else None
