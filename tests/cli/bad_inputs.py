@@ -193,7 +193,8 @@ def not_dicom_dcm(folder: Path) -> list[str]:
     return [str(series)]
 
 
-def dicom_missing_slice(folder: Path) -> list[str]:
+def _dicom_series(folder: Path, skip: int | None = None) -> list[str]:
+    """A DICOM series of 6 axial slices, 5 mm apart, written slice by slice (slice ``skip`` left out)."""
     import SimpleITK as sitk
 
     series = folder / "series"
@@ -201,7 +202,9 @@ def dicom_missing_slice(folder: Path) -> list[str]:
     vol = (np.random.default_rng(0).random((6, 16, 16)) * 1000).astype(np.int16)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
-    for k in (0, 1, 2, 4, 5):  # slice 3 is missing
+    for k in range(6):
+        if k == skip:
+            continue
         sl = sitk.GetImageFromArray(vol[k])
         for tag, val in (("0008|0060", "MR"), ("0020|000d", "1.2.3"), ("0020|000e", "1.2.3.4"),
                          ("0020|0013", str(k + 1)), ("0020|0032", f"0\\0\\{k * 5.0}"),
@@ -210,6 +213,10 @@ def dicom_missing_slice(folder: Path) -> list[str]:
         writer.SetFileName(str(series / f"s{k}.dcm"))
         writer.Execute(sl)
     return [str(series)]
+
+
+def dicom_missing_slice(folder: Path) -> list[str]:
+    return _dicom_series(folder, skip=3)
 
 
 def huge_scaling(folder: Path) -> list[str]:
@@ -276,18 +283,8 @@ def output_symlink_to_input(folder: Path) -> list[str]:
 
 
 def output_inside_dicom_folder(folder: Path) -> list[str]:
-    args = dicom_series_ok(folder)
+    args = _dicom_series(folder)
     return [*args, "-o", args[0]]
-
-
-def dicom_series_ok(folder: Path) -> list[str]:
-    import SimpleITK as sitk
-
-    series = folder / "series"
-    series.mkdir()
-    img = sitk.GetImageFromArray((np.random.default_rng(0).random((6, 16, 16)) * 1000).astype(np.int16))
-    sitk.WriteImage(img, str(series / "s.dcm"))
-    return [str(series)]
 
 
 def deep_json(depth: int = 100_000) -> str:
