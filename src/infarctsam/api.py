@@ -237,6 +237,9 @@ def segment(
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, dwi_vol.voxel_volume_ml)
     warnings = plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
+    # what ITK/GDCM/MetaIO said while reading an input that was still usable
+    warnings += [f"{what} reader: {line}" for what, vol in (("DWI", dwi_vol), ("ADC", adc_vol)) if vol is not None
+                 for line in vol.meta.get("warnings", ())]
     info = eng.info
     summary: dict[str, Any] = {
         "case": case,
@@ -259,10 +262,6 @@ def segment(
         "warnings": warnings,
         "software": {"name": "infarctsam", "version": __version__},
     }
-    notes = [f"{what}: {line}" for what, vol in (("dwi", dwi_vol), ("adc", adc_vol)) if vol is not None
-             for line in vol.meta.get("warnings", ())]
-    if notes:
-        summary["input_warnings"] = notes
     if provenance:
         summary["batch"] = dict(provenance)
     if ref is not None:
