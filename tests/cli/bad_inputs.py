@@ -219,6 +219,12 @@ def dicom_missing_slice(folder: Path) -> list[str]:
     return _dicom_series(folder, skip=3)
 
 
+def fifo_in_dicom_folder(folder: Path) -> list[str]:
+    args = _dicom_series(folder)
+    os.mkfifo(Path(args[0]) / "s9.dcm")
+    return args
+
+
 def huge_scaling(folder: Path) -> list[str]:
     img = nib.Nifti1Image((np.random.default_rng(0).random((8, 8, 8)) * 1000).astype(np.int16), np.eye(4))
     img.header.set_slope_inter(1e38, 0)
@@ -344,6 +350,7 @@ BAD_INPUTS: dict[str, Callable[[Path], list[str]]] = {
     "fifo_as_dwi": fifo_dwi,
     "device_as_dwi": device_dwi,
     "huge_sparse_file": huge_sparse_file,
+    "fifo_in_dicom_folder": fifo_in_dicom_folder,
     # smaller ones
     "reference_all_nan": reference_all_nan,
     "adc_unknown_unit": adc_unknown_unit,

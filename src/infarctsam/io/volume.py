@@ -204,6 +204,13 @@ def _looks_like_dicom(path: Path) -> bool:
 def _read_dicom_series(folder: Path) -> Volume:
     import SimpleITK as sitk
 
+    try:
+        special = [p.name for p in folder.iterdir() if not p.is_dir() and not p.is_file()]
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from exc
+    if special:  # GDCM would open a FIFO and wait forever, or read a device without end
+        raise InputError(f"{folder.name}: holds {special[0]}, which is not a regular file (a FIFO, device, socket or "
+                         "broken link); a DICOM folder must hold only files")
     with captured_stderr():
         try:
             series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()

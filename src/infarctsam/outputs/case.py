@@ -101,11 +101,11 @@ def check_writable(outdir: Path) -> None:
         probe = outdir / f".infarctsam-write-test-{os.getpid()}"
         try:
             probe.write_bytes(b"")
-            probe.unlink()
         except OSError as exc:
+            raise OutputError(f"output folder {outdir} is not writable: {exc.strerror or exc}") from exc
+        finally:
             with contextlib.suppress(OSError):
                 probe.unlink()
-            raise OutputError(f"output folder {outdir} is not writable: {exc.strerror or exc}") from exc
     elif not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"cannot create output folder {outdir}: {existing} is not writable")
 
