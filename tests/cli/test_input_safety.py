@@ -102,9 +102,10 @@ SINGLE_SCRIPT = """
 import os, signal, sys
 import infarctsam.outputs.case as case_module
 write_json = case_module.write_json
+SIG = int(sys.argv[1])
 
 def write_json_then_signal(path, obj):
-    os.kill(os.getpid(), int(sys.argv[1]))  # arrives after the mask and QC are written, before the JSON
+    os.kill(os.getpid(), SIG)  # arrives after the mask and QC are written, before the JSON
     return write_json(path, obj)
 
 case_module.write_json = write_json_then_signal
@@ -134,10 +135,11 @@ import os, sys, threading
 from pathlib import Path
 import infarctsam.io.dwi as dwi_module
 load_dwi = dwi_module.load_dwi
+MARKERS = sys.argv[1]
 
 def blocking_load_dwi(path, bval=None):
     if "block" in Path(path).name:
-        Path(sys.argv[1], "reached").write_text(str(os.getpid()), encoding="utf-8")
+        Path(MARKERS, "reached").write_text(str(os.getpid()), encoding="utf-8")
         threading.Event().wait(600)
     return load_dwi(path, bval=bval)
 
