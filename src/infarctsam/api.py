@@ -72,7 +72,10 @@ def load_reference(path: str | Path, dwi_grid: Any) -> np.ndarray:
     data = ref.data[..., 0] if ref.data.ndim == 4 and ref.data.shape[3] == 1 else ref.data
     if data.ndim != 3 or not ref.with_data(data).same_grid(dwi_grid):
         raise InputError(f"{Path(path).name}: the reference mask is not on the DWI grid")
-    values = np.unique(data[np.isfinite(data)])
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise InputError(f"{Path(path).name}: the reference mask holds no finite values (all NaN or infinite)")
+    values = np.unique(data[finite])
     if values.size and (values.min() < 0 or values.max() > 1 or not np.all(np.isin(values, [0, 1]))):
         raise InputError(f"{Path(path).name}: the reference mask must hold only 0 and 1 (found labels up to "
                          f"{values.max():g})")
@@ -115,6 +118,42 @@ def output_plan(
     ent = parse_entities(dwi_path.name)
     subject = ent.get("sub") or re.sub(r"[^A-Za-z0-9]", "", case)  # BIDS naming needs a subject label
     return case, case_paths(Path(output), case, bids=bids, subject=subject, session=ent.get("ses"))
+
+
+def check_case_io(
+    dwi: Path, output: Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
+    bval: str | Path | None = None, weights: str | Path | None = None, case_id: str | None = None,
+    bids: bool = False,
+) -> tuple[str, CasePaths]:
+    """Check a case's inputs and outputs without reading images, loading a model or writing anything.
+
+    Every input must be a regular file (or a DICOM folder for the DWI) of a sane size; no output may replace an
+    input, a file read with it, or a file infarctsam did not write; the output folder must be writable.
+
+    Returns
+    -------
+    (str, CasePaths)
+        As :func:`output_plan`.
+
+    Raises
+    ------
+    InputError, OutputError
+        One line, before anything is written.
+    """
+    from infarctsam.io.safety import MAX_TEXT_BYTES, check_input_path, check_not_inputs
+    from infarctsam.outputs.case import check_replaceable, check_writable
+
+    check_input_path(dwi, "DWI", folder_ok=True)
+    for what, path, limit in (("ADC", adc, None), ("reference mask", reference, None),
+                              ("b-value file", bval, MAX_TEXT_BYTES), ("weights", weights, None)):
+        if path is not None:
+            check_input_path(path, what, **({} if limit is None else {"max_bytes": limit}))
+    case, paths = output_plan(dwi, output, case_id=case_id, bids=bids)
+    extra = [Path(output) / "dataset_description.json"] if bids else []
+    check_not_inputs([*paths.all(), *extra], [dwi, adc, reference, bval, weights])
+    check_writable(Path(output))
+    check_replaceable(paths)
+    return case, paths
 
 
 def segment(
@@ -177,8 +216,9 @@ def segment(
     CaseResult
     """
     from infarctsam.engines import load_engine
+    from infarctsam.io.atomic import remove_stale_temps
     from infarctsam.io.dwi import load_adc, load_dwi
-    from infarctsam.outputs.case import check_writable, dataset_description, write_case
+    from infarctsam.outputs.case import dataset_description, write_case
     from infarctsam.outputs.qc import render_montage
     from infarctsam.plausibility import plausibility_warnings
     from infarctsam.postprocess import binarize, lesion_stats
@@ -188,19 +228,22 @@ def segment(
     outdir = Path(output)
     dwi_path = Path(dwi)
     known = dict(input_sha256 or {})
-    check_writable(outdir)
-    eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device)
-    case, paths = output_plan(dwi_path, outdir, case_id=case_id, bids=bids)
-
+    # Everything that can be checked without the model is checked first, and nothing is written before the end.
+    case, paths = check_case_io(dwi_path, outdir, adc=adc, reference=reference, bval=bval,
+                                weights=None if isinstance(engine, Engine) else weights, case_id=case_id, bids=bids)
     dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
     adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
     ref = load_reference(reference, dwi_vol) if reference is not None else None
+    eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device)
     pre = preprocess(dwi_vol, adc_vol)
     prob = eng.predict(pre)
     mask_c = binarize(prob, pre.brain, eng.threshold, eng.min_lesion_ml, pre.voxel_ml)
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, dwi_vol.voxel_volume_ml)
     warnings = plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
+    # what ITK/GDCM/MetaIO said while reading an input that was still usable
+    warnings += [f"{what} reader: {line}" for what, vol in (("DWI", dwi_vol), ("ADC", adc_vol)) if vol is not None
+                 for line in vol.meta.get("warnings", ())]
     info = eng.info
     summary: dict[str, Any] = {
         "case": case,
@@ -237,6 +280,7 @@ def segment(
     dicom_files, dicom_record = _dicom_files(dwi_path, dicom_reference, mask, dwi_vol, stats, info, paths)
     if dicom_record is not None:
         summary["dicom"] = dicom_record
+    remove_stale_temps([*paths.all(), *(p for p, _ in dicom_files.values())])  # what a killed earlier run left
     files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in, extra=dicom_files)
     if bids:
         desc = outdir / "dataset_description.json"

@@ -10,12 +10,11 @@ from typer.testing import CliRunner
 
 from infarctsam.cli import app
 
-from bad_inputs import BAD_INPUTS
+from bad_inputs import BAD_INPUTS, SINGLE_ONLY
 from batch_helpers import files_under, write_case
 
-# Entries that are about one case's own files (DWI, ADC); the others test single-case options (--reference, -o).
-BATCH_KINDS = sorted(k for k in BAD_INPUTS if k not in {"output_not_writable", "mask_labels_above_one",
-                                                          "reference_other_grid"})
+# Entries that are about one case's own files (DWI, ADC, sidecars); the others test single-case options.
+BATCH_KINDS = sorted(k for k in BAD_INPUTS if k not in SINGLE_ONLY)
 
 
 def _list_line(args: list[str]) -> str:

@@ -9,6 +9,7 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
+from input_safety import tree_digest
 from typer.testing import CliRunner
 
 from infarctsam.cli import app
@@ -74,16 +75,17 @@ def test_bad_input_gives_one_line_and_no_output(tmp_path, kind):
     src = tmp_path / "in"
     src.mkdir()
     args = BAD_INPUTS[kind](src)
+    before = tree_digest(src)
     out = tmp_path / "out"
     if "-o" not in args:
         args = [*args, "-o", str(out)]
     res = runner.invoke(app, ["segment", *args, "--engine", "threshold"])
-    assert res.exit_code != 0, (kind, res.output)
+    assert res.exit_code == 2, (kind, res.exit_code, res.output)
     err = res.stderr.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1, (kind, err)
     assert "Traceback" not in res.output and "unexpected" not in err, (kind, err)
-    if out.exists():
-        assert list(out.rglob("*")) == [], (kind, list(out.rglob("*")))
+    assert not out.exists(), (kind, list(out.rglob("*")))  # not even an empty output folder
+    assert tree_digest(src) == before, kind  # inputs untouched, nothing written beside them
 
 
 def test_console_script_prints_no_traceback(tmp_path):

@@ -61,7 +61,8 @@ def test_degenerate_intensities(tmp_path, fill, needle):
         load_dwi(path)
 
 
-@pytest.mark.parametrize("scale,unit", [(1e-3, "mm2/s"), (1.0, "1e-3 mm2/s"), (1e3, "1e-6 mm2/s")])
+@pytest.mark.parametrize("scale,unit", [(1e-9, "m2/s"), (1e-3, "mm2/s"), (1.0, "1e-3 mm2/s"),
+                                        (1e2, "1e-5 mm2/s"), (1e3, "1e-6 mm2/s")])
 def test_adc_units_are_detected_and_converted(tmp_path, scale, unit):
     aff = oblique_affine()
     dwi = save_nifti(tmp_path / "dwi.nii.gz", np.random.default_rng(0).uniform(1, 2, (8, 8, 5)), aff)

@@ -1,9 +1,12 @@
-"""Shared CLI plumbing: one-line errors, no tracebacks for user errors."""
+"""Shared CLI plumbing: one-line errors, no tracebacks for user errors, SIGTERM/SIGHUP handled like Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,20 +31,74 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when SIGTERM or SIGHUP arrives, so it unwinds exactly like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_HANDLED = ("SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def signals_as_interrupt() -> Iterator[None]:
+    """While the body runs, SIGTERM and SIGHUP (SLURM, Docker, ``timeout``, a closed terminal) raise
+    :class:`Terminated`; the first signal (these or SIGINT) starts the clean-up and later ones are ignored so the
+    clean-up (temporary files removed, a batch's ``run_end`` record written) is not cut short."""
+    state = {"fired": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        if state["fired"]:
+            return
+        state["fired"] = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    previous: dict[int, Any] = {}
+    for name in (*_HANDLED, "SIGINT"):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            if name == "SIGINT" and signal.getsignal(signum) is not signal.default_int_handler:
+                continue  # SIGINT ignored or handled by someone else: leave it
+            previous[signum] = signal.signal(signum, handler)
+        except (ValueError, OSError):  # not the main thread
+            continue
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(signum, old)
+
+
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call an API function, turning every error into one line on stderr and a non-zero exit.
 
-    User errors (:class:`InfarctsamError`) exit with their ``exit_code`` (2). Unexpected errors exit with 1 and one
-    line naming the exception; ``infarctsam --debug`` shows the traceback instead.
+    User errors (:class:`InfarctsamError`) exit with their ``exit_code`` (2). Ctrl-C, SIGTERM and SIGHUP exit with
+    128 + the signal number after the clean-up. Unexpected errors exit with 1 and one line naming the exception;
+    ``infarctsam --debug`` shows the traceback instead. Python warnings raised by libraries are not printed (our
+    own checks report real problems in one line); ``--debug`` shows them.
     """
     try:
-        return fn(*args, **kwargs)
+        with signals_as_interrupt(), warnings.catch_warnings():
+            if not STATE.debug:
+                warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
     except InfarctsamError as exc:
         raise fail(str(exc), exc.exit_code) from None
+    except Terminated as exc:
+        raise fail(f"interrupted ({signal.Signals(exc.signum).name})", 128 + exc.signum) from None
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
     except MemoryError:
         raise fail("out of memory", 1) from None
+    except RecursionError:
+        raise fail("an input file is nested too deeply to be read", 2) from None
     except Exception as exc:
         if STATE.debug:
             raise

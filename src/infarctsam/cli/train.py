@@ -17,9 +17,11 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Fine-tune the prompt-free model in two stages; multi-GPU/multi-node with torchrun."""
+    from infarctsam.io.safety import MAX_TEXT_BYTES, check_input_path
     from infarctsam.train.config import load_config
     from infarctsam.train.loop import train as run_training
 
+    run(check_input_path, config, "training configuration", max_bytes=MAX_TEXT_BYTES)  # not /dev/zero, not a FIFO
     overrides = {k: v for k, v in {"device": device, "output": str(output.resolve()) if output else None}.items() if v}
     cfg = run(load_config, config, overrides)
     if device and device.startswith("cuda"):

@@ -75,9 +75,14 @@ def safe_id(text: str) -> str:
 
 
 def bids_case_id(subject: str | None, session: str | None, fallback: str) -> str:
-    """``sub-X[_ses-Y]`` when a subject is known, else the fallback, made safe."""
+    """``sub-X[_ses-Y]`` when a subject is known, else the fallback, made safe; a fallback with no usable character
+    (a name only in non-Latin script, ``脑卒中``) becomes ``case-`` and a short hash of the name."""
     if subject:
         return safe_id(f"sub-{subject}" + (f"_ses-{session}" if session else ""))
+    if not _SAFE.sub("", fallback).strip("._-"):
+        import hashlib
+
+        return f"case-{hashlib.sha256(fallback.encode('utf-8', 'surrogateescape')).hexdigest()[:10]}"
     return safe_id(fallback)
 
 
@@ -187,11 +192,10 @@ def read_case_list(listing: str | Path) -> list[Case]:
     InputError
         Unreadable file, no case, or none of the listed DWIs exists.
     """
+    from infarctsam.io.safety import MAX_LIST_BYTES, read_text_limited
+
     listing = Path(listing)
-    try:
-        lines = listing.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{listing.name}: cannot read the case list ({exc})") from exc
+    lines = read_text_limited(listing, "case list", MAX_LIST_BYTES).splitlines()
     cases: list[Case] = []
     missing: tuple[int, Path] | None = None
     first = True

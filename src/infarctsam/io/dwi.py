@@ -3,24 +3,31 @@
 * DWI may be 3D, 4D with a trailing singleton, or 4D with several b-values. The b-values come from an explicit
   ``.bval`` file, a ``.bval`` beside the image, or a BIDS JSON sidecar. The volume(s) at the b-value closest to
   1000 s/mm^2 are used (several directions at that b are combined into the trace image, their geometric mean).
-* ADC may be stored in mm^2/s (~1e-3), x10^-3 mm^2/s (~1) or x10^-6 mm^2/s (~1000). The unit is detected from the
-  median of the positive voxels and the map is converted to x10^-6 mm^2/s. An ADC on another grid is resampled onto
-  the DWI grid through world coordinates; an ADC that does not cover the DWI is refused.
+* b-values are data: every one must be a finite, non-negative number (at most 10000 s/mm^2), and the volume used
+  must be diffusion-weighted (b >= 400 s/mm^2); a b=0 image is never segmented as if it were a DWI.
+* ADC may be stored in m^2/s (~1e-9), mm^2/s (~1e-3), x10^-3 mm^2/s (~1), x10^-5 mm^2/s (~100) or x10^-6 mm^2/s
+  (~1000). The unit is the one that puts the median of the positive voxels closest to a tissue ADC of 1e-3 mm^2/s
+  (a median more than ten times off in every unit is refused), and the map is converted to x10^-6 mm^2/s.
+  An ADC on another grid is resampled onto the DWI grid through world coordinates; an ADC that does not cover the
+  DWI is refused.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from infarctsam.errors import InputError
+from infarctsam.io.safety import read_json_limited, read_text_limited
 from infarctsam.io.volume import Volume, read_volume, strip_image_suffix
 
 TARGET_B = 1000.0
-ADC_UNITS = {"mm2/s": 1e6, "1e-3 mm2/s": 1e3, "1e-6 mm2/s": 1.0}
+MIN_DIFFUSION_B = 400.0  # below this a volume is not diffusion-weighted enough to show an infarct
+MAX_B = 10000.0
+ADC_UNITS = {"m2/s": 1e12, "mm2/s": 1e6, "1e-3 mm2/s": 1e3, "1e-5 mm2/s": 10.0, "1e-6 mm2/s": 1.0}
+TISSUE_ADC_1E6 = 1000.0  # typical brain ADC in x10^-6 mm^2/s, the anchor of unit detection
 
 
 @dataclass(frozen=True)
@@ -61,24 +68,40 @@ def sidecar(path: Path, suffix: str) -> Path | None:
     return cand if cand.is_file() else None
 
 
-def _read_bvals(path: Path) -> np.ndarray:
-    try:
-        values = np.array([float(x) for x in path.read_text(encoding="utf-8").split()], dtype=float)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path.name}: not a readable .bval file ({exc})") from exc
+def _check_bvals(values: np.ndarray, source: str) -> np.ndarray:
     if values.size == 0:
-        raise InputError(f"{path.name}: the .bval file is empty")
+        raise InputError(f"{source}: no b-values")
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{source}: b-values must be finite numbers (found NaN or infinity)")
+    if np.any(values < 0) or np.any(values > MAX_B):
+        raise InputError(f"{source}: b-values must lie between 0 and {MAX_B:g} s/mm^2 (found {values.min():g} to "
+                         f"{values.max():g})")
     return values
 
 
-def _json_bvals(path: Path) -> np.ndarray | None:
+def _read_bvals(path: Path) -> np.ndarray:
+    text = read_text_limited(path, "b-value file")
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        values = np.array([float(x) for x in text.split()], dtype=float)
+    except ValueError as exc:
+        raise InputError(f"{path.name}: not a readable .bval file ({exc})") from exc
+    if values.size == 0:
+        raise InputError(f"{path.name}: the .bval file is empty")
+    return _check_bvals(values, path.name)
+
+
+def _json_bvals(path: Path) -> np.ndarray | None:
+    meta = read_json_limited(path, "JSON sidecar")
+    if not isinstance(meta, dict):
+        raise InputError(f"{path.name}: a JSON sidecar must hold an object, not {type(meta).__name__}")
     for key in ("DiffusionBValue", "bval", "bvals", "BValues"):
-        if key in meta and meta[key] is not None:
-            return np.atleast_1d(np.asarray(meta[key], dtype=float))
+        value = meta.get(key)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+            raise InputError(f"{path.name}: {key} must be a number or a list of numbers")
+        return _check_bvals(np.asarray(items, dtype=float), f"{path.name} ({key})")
     return None
 
 
@@ -110,7 +133,10 @@ def load_dwi(path: str | Path, bval: str | Path | None = None) -> tuple[Volume, 
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim == 3:
-        b = float(bvals[0]) if bvals is not None and bvals.size == 1 else None
+        if bvals is not None and bvals.size > 1:
+            raise InputError(f"{path.name}: 3D image but {bvals.size} b-values")
+        b = float(bvals[0]) if bvals is not None else None
+        _check_diffusion_weighted(b, path.name)
         info = DwiInfo(b_value=b, n_volumes=1, used_volumes=(0,), b_source=source if b is not None else "none")
         out = vol.with_data(np.asarray(data, dtype=np.float32))
     else:
@@ -122,6 +148,7 @@ def load_dwi(path: str | Path, bval: str | Path | None = None) -> tuple[Volume, 
         if bvals.size != n:
             raise InputError(f"{path.name}: {n} volumes but {bvals.size} b-values")
         best = float(bvals[np.argmin(np.abs(bvals - TARGET_B))])
+        _check_diffusion_weighted(best, path.name)
         idx = tuple(int(i) for i in np.flatnonzero(np.isclose(bvals, best, rtol=0.02, atol=5.0)))
         sel = np.asarray(data[..., list(idx)], dtype=np.float64)
         # Trace image: geometric mean of the diffusion directions at that b-value.
@@ -132,6 +159,12 @@ def load_dwi(path: str | Path, bval: str | Path | None = None) -> tuple[Volume, 
     check_intensities(out.data, path.name, "DWI")
     out.meta.update({"dwi": info.describe(), "b_value": info.b_value})
     return out, info
+
+
+def _check_diffusion_weighted(b: float | None, name: str) -> None:
+    if b is not None and b < MIN_DIFFUSION_B:
+        raise InputError(f"{name}: no diffusion-weighted volume (the b-value used would be {b:g} s/mm^2; at least "
+                         f"{MIN_DIFFUSION_B:g} is needed, b close to 1000 is expected)")
 
 
 def check_intensities(data: np.ndarray, name: str, what: str) -> None:
@@ -151,17 +184,25 @@ def check_intensities(data: np.ndarray, name: str, what: str) -> None:
 def detect_adc_unit(values: np.ndarray) -> str:
     """Guess the ADC unit from the median of positive, finite voxels.
 
-    Returns one of ``'mm2/s'`` (median below 0.05), ``'1e-3 mm2/s'`` (below 20) or ``'1e-6 mm2/s'``.
+    The unit chosen is the one of :data:`ADC_UNITS` that brings the median closest (in ratio) to a tissue ADC of
+    1e-3 mm^2/s: ``'m2/s'`` (~1e-9), ``'mm2/s'`` (~1e-3), ``'1e-3 mm2/s'`` (~1), ``'1e-5 mm2/s'`` (~100) or
+    ``'1e-6 mm2/s'`` (~1000).
+
+    Raises
+    ------
+    InputError
+        No positive value, or a median more than ten times away from tissue ADC in every unit.
     """
     v = values[np.isfinite(values) & (values > 0)]
     if v.size == 0:
         raise InputError("the ADC holds no positive values")
     med = float(np.median(v))
-    if med < 0.05:
-        return "mm2/s"
-    if med < 20:
-        return "1e-3 mm2/s"
-    return "1e-6 mm2/s"
+    ratios = {unit: abs(np.log10(med * factor / TISSUE_ADC_1E6)) for unit, factor in ADC_UNITS.items()}
+    unit = min(ratios, key=ratios.__getitem__)
+    if ratios[unit] > 1.0:
+        raise InputError(f"the ADC's median value {med:g} matches no known unit (m2/s, mm2/s, x10^-3, x10^-5 or "
+                         "x10^-6 mm2/s)")
+    return unit
 
 
 def load_adc(path: str | Path, dwi: Volume, min_overlap: float = 0.5) -> Volume:

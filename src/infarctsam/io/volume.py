@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from infarctsam.errors import InputError
+from infarctsam.io.capture import captured_stderr, summary
+from infarctsam.io.safety import check_input_path
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".mha", ".mhd")
@@ -114,9 +116,7 @@ def read_volume(path: str | Path) -> Volume:
         Missing or unreadable path, unknown format, empty or truncated file, complex data, fewer than 3 or more
         than 4 dimensions, zero/missing/non-finite voxel spacing, or a singular direction matrix.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"input not found: {path}")
+    path = check_input_path(path, "input", folder_ok=True)
     try:
         if path.is_dir():
             vol = _read_dicom_series(path)
@@ -159,7 +159,8 @@ def _read_nifti(path: Path) -> Volume:
     _check_dtype(raw, path)
     _check_raw_pixdim(img, path)
     header = img.header.copy()
-    return Volume(data=_as_float(raw), affine=np.asarray(img.affine, dtype=np.float64), header=header, source=path)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    return Volume(data=_as_float(raw, path), affine=affine, header=header, source=path)
 
 
 def _check_raw_pixdim(img: Any, path: Path) -> None:
@@ -178,11 +179,17 @@ def _check_raw_pixdim(img: Any, path: Path) -> None:
 def _read_itk(path: Path) -> Volume:
     import SimpleITK as sitk
 
-    try:
-        img = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise InputError(f"{path.name}: not a readable MetaImage ({_short(exc)})") from exc
-    return _from_sitk(img, path)
+    with captured_stderr() as said:
+        try:
+            img = sitk.ReadImage(str(path))
+        except RuntimeError:
+            img = None
+    if img is None:
+        raise InputError(f"{path.name}: not a readable MetaImage ({summary(said) or 'unknown reason'})")
+    vol = _from_sitk(img, path)
+    if said:
+        vol.meta["warnings"] = list(said)
+    return vol
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -198,20 +205,37 @@ def _read_dicom_series(folder: Path) -> Volume:
     import SimpleITK as sitk
 
     try:
-        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
-    except RuntimeError:
-        series = ()
+        special = [p.name for p in folder.iterdir() if not p.is_dir() and not p.is_file()]
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from exc
+    if special:  # GDCM would open a FIFO and wait forever, or read a device without end
+        raise InputError(f"{folder.name}: holds {special[0]}, which is not a regular file (a FIFO, device, socket or "
+                         "broken link); a DICOM folder must hold only files")
+    with captured_stderr():
+        try:
+            series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
+        except RuntimeError:
+            series = ()
     if not series:
         raise InputError(f"{folder}: no DICOM series and no image file found")
-    files_per_series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series}
+    with captured_stderr():
+        files_per_series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series}
     sid = max(files_per_series, key=lambda s: len(files_per_series[s]))
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files_per_series[sid])
-    try:
-        img = reader.Execute()
-    except RuntimeError as exc:
-        raise InputError(f"{folder.name}: DICOM series cannot be read ({_short(exc)})") from exc
+    with captured_stderr() as said:
+        try:
+            img = reader.Execute()
+        except RuntimeError as exc:
+            img, failure = None, _short(exc)
+    if img is None:
+        raise InputError(f"{folder.name}: DICOM series cannot be read ({summary(said) or failure})")
+    if any("missing slices" in line or "Non uniform sampling" in line for line in said):
+        raise InputError(f"{folder.name}: the DICOM series has missing slices or uneven slice spacing; it cannot be "
+                         "read as one volume")
     vol = _from_sitk(img, folder)
+    if said:
+        vol.meta["warnings"] = list(said)
     vol.meta["dicom_series"] = sid
     vol.meta["dicom_files"] = len(files_per_series[sid])
     return vol
@@ -239,7 +263,7 @@ def _from_sitk(img: Any, path: Path) -> Volume:
     lps = np.eye(4)
     lps[:3, :3] = direction[:3, :3] @ np.diag(spacing)
     lps[:3, 3] = origin
-    return Volume(data=_as_float(arr), affine=_LPS_TO_RAS @ lps, header=None, source=path, meta={"itk_dim": dim})
+    return Volume(data=_as_float(arr, path), affine=_LPS_TO_RAS @ lps, header=None, source=path, meta={"itk_dim": dim})
 
 
 def _check_dtype(arr: np.ndarray, path: Path) -> None:
@@ -249,12 +273,17 @@ def _check_dtype(arr: np.ndarray, path: Path) -> None:
         raise InputError(f"{path.name}: unsupported voxel type {arr.dtype} (RGB or structured data?)")
 
 
-def _as_float(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype.kind == "f":
-        return np.asarray(arr, dtype=np.float32)
+def _as_float(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.dtype.kind == "b" or (arr.dtype.kind in "iu" and arr.dtype.itemsize == 1):
         return np.asarray(arr)
-    return np.asarray(arr, dtype=np.float32)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize <= 4:
+        return np.asarray(arr, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(arr, dtype=np.float32)
+    if arr.dtype.kind == "f" and np.any(np.isinf(out) & np.isfinite(arr)):
+        raise InputError(f"{path.name}: voxel values exceed the single-precision range (check the header's "
+                         "intensity scaling, scl_slope / scl_inter)")
+    return out
 
 
 def _validate(vol: Volume, path: Path) -> None:

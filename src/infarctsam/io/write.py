@@ -56,8 +56,8 @@ def write_like(reference: Volume, data: np.ndarray, path: str | Path, dtype: str
         img = nib.Nifti1Image(arr, reference.affine)
         img.set_qform(reference.affine, code=1)
         img.set_sform(reference.affine, code=1)
-    if arr.dtype == np.uint8:
-        img.header["descrip"] = b"infarctsam lesion mask"
+    # the description marks the file as ours: a rerun may replace it, never a file it does not recognise
+    img.header["descrip"] = b"infarctsam lesion mask" if arr.dtype == np.uint8 else b"infarctsam lesion probability"
     path = Path(path)
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))

@@ -1,7 +1,12 @@
 """Writing one case's outputs: mask, optional probability map, JSON summary and QC montage.
 
 Everything is computed before the first byte is written; each file is written atomically, and if any write fails
-the files already written for this case are removed, so a case is either complete or absent.
+(or the run is interrupted) the files already written for this case are removed, so a case is either complete or
+absent. The JSON is written last: a stale JSON of an earlier run is removed before the first new file is written.
+
+An output never replaces a file that infarctsam did not write (an expert's mask, a sidecar that happens to share
+the name): :func:`check_replaceable` recognises our files by their content (NIfTI description, PNG text chunk,
+JSON ``software`` field) and refuses anything else before any write.
 
 Plain naming (default), in OUTDIR::
 
@@ -17,7 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ import numpy as np
 from infarctsam._version import __version__
 from infarctsam.errors import OutputError
 from infarctsam.io.atomic import atomic_path, write_json
+from infarctsam.io.safety import read_json_limited
 from infarctsam.io.volume import Volume
 from infarctsam.io.write import write_like
 
@@ -77,19 +84,96 @@ def dataset_description(engine_name: str) -> dict[str, Any]:
 
 
 def check_writable(outdir: Path) -> None:
-    """Create ``outdir`` if needed and make sure files can be created in it; one-line OutputError otherwise."""
+    """Make sure ``outdir`` is, or can be created as, a writable folder, without creating it.
+
+    Raises
+    ------
+    OutputError
+        One line: the path (or a parent) is a file, or the folder (or its nearest existing parent) is not writable.
+    """
+    outdir = Path(outdir)
+    existing = outdir
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"output path {outdir} is not a folder ({existing} is a file)")
+    if existing == outdir:
+        probe = outdir / f".infarctsam-write-test-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+        except OSError as exc:
+            raise OutputError(f"output folder {outdir} is not writable: {exc.strerror or exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create output folder {outdir}: {existing} is not writable")
+
+
+def ensure_folder(outdir: Path) -> None:
+    """Create ``outdir`` (and its parents); one-line OutputError when that fails."""
     try:
-        outdir.mkdir(parents=True, exist_ok=True)
+        Path(outdir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {outdir}: {exc.strerror or exc}") from exc
-    if not outdir.is_dir():
-        raise OutputError(f"output path {outdir} is not a folder")
-    probe = outdir / f".infarctsam-write-test-{os.getpid()}-{time.monotonic_ns()}"
+
+
+_PNG_TAG = b"Software\x00infarctsam"
+NIFTI_TAG = b"infarctsam"
+
+
+def tag_png(png: bytes) -> bytes:
+    """Insert a ``tEXt`` chunk ``Software: infarctsam`` after the PNG header, so reruns recognise the file."""
+    if not png.startswith(b"\x89PNG\r\n\x1a\n") or len(png) < 33:
+        return png
+    chunk = b"tEXt" + _PNG_TAG
+    return png[:33] + struct.pack(">I", len(_PNG_TAG)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[33:]
+
+
+def _ours(path: Path, listed: set[str]) -> bool:
+    """Whether an existing output file was written by infarctsam."""
+    if path.name in listed:
+        return True
+    name = path.name.lower()
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OutputError(f"output folder {outdir} is not writable: {exc.strerror or exc}") from exc
+        if name.endswith((".nii", ".nii.gz")):
+            import nibabel as nib
+
+            return bytes(nib.load(str(path)).header["descrip"]).startswith(NIFTI_TAG)
+        if name.endswith(".png"):
+            with path.open("rb") as fh:
+                return _PNG_TAG in fh.read(256)
+        if name.endswith(".json"):
+            data = read_json_limited(path, "output", max_bytes=16 << 20)
+            return isinstance(data, dict) and isinstance(data.get("software"), dict) and \
+                data["software"].get("name") == "infarctsam"
+    except Exception:  # unreadable or foreign: not ours
+        return False
+    return False
+
+
+def check_replaceable(paths: CasePaths) -> None:
+    """Refuse, before any write, when an output path holds a file that infarctsam did not write.
+
+    Files listed in an existing infarctsam JSON of the case (an earlier run) are ours, and so are masks, probability
+    maps, QC pictures and JSON recognised by their content (an interrupted run's leftovers).
+
+    Raises
+    ------
+    OutputError
+        Naming the file that would be replaced.
+    """
+    listed: set[str] = set()
+    if paths.summary.is_file() and not paths.summary.is_symlink() and _ours(paths.summary, set()):
+        with contextlib.suppress(Exception):
+            outputs = read_json_limited(paths.summary, "output", max_bytes=16 << 20).get("outputs") or {}
+            listed = {str(v) for v in outputs.values()} | {paths.summary.name}
+    for p in paths.all():
+        if not (p.exists() or p.is_symlink()):
+            continue
+        if p.is_symlink() or not p.is_file() or not _ours(p, listed):
+            raise OutputError(f"{p} already exists and was not written by infarctsam; it is left untouched (choose "
+                              "another --output folder or --case-id)")
 
 
 def write_case(
@@ -125,31 +209,46 @@ def write_case(
     list of Path
         The files written.
     """
-    written: list[Path] = []
+    written: list[Path] = []  # every file attempted: one interrupted right after its rename is removed too
+    created = _missing_folders(paths.summary.parent)
     try:
-        write_like(reference_grid, mask.astype(np.uint8), paths.mask, dtype="uint8")
+        if paths.summary.exists():
+            paths.summary.unlink()  # the case is incomplete until its new JSON is written
         written.append(paths.mask)
+        write_like(reference_grid, mask.astype(np.uint8), paths.mask, dtype="uint8")
         if probability is not None:
-            write_like(reference_grid, probability.astype(np.float32), paths.probability, dtype="float32")
             written.append(paths.probability)
+            write_like(reference_grid, probability.astype(np.float32), paths.probability, dtype="float32")
         if qc_png is not None:
-            with atomic_path(paths.qc) as tmp:
-                tmp.write_bytes(qc_png)
             written.append(paths.qc)
+            with atomic_path(paths.qc) as tmp:
+                tmp.write_bytes(tag_png(qc_png))
         for path, content in (extra or {}).values():
+            written.append(path)
             with atomic_path(path) as tmp:
                 tmp.write_bytes(content)
-            written.append(path)
         named = (("mask", paths.mask), ("probability", paths.probability), ("qc", paths.qc),
                  *((k, p) for k, (p, _) in (extra or {}).items()))
         summary = {**summary, "outputs": {k: p.name for k, p in named if p in written}}
-        write_json(paths.summary, summary)
         written.append(paths.summary)
+        write_json(paths.summary, summary)
     except BaseException as exc:
         for p in written:
             with contextlib.suppress(OSError):
                 p.unlink()
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write outputs in {paths.mask.parent}: {exc.strerror or exc}") from exc
         raise
     return written
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders of ``folder``'s chain that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from infarctsam.errors import ConfigError, InfarctsamError
 from infarctsam.io.dataset import LIST_SUFFIXES, Case, find_cases
+from infarctsam.io.safety import InputGuard
 
 if TYPE_CHECKING:
     from infarctsam.outputs.case import CasePaths
@@ -126,19 +127,29 @@ def select_shard(items: Sequence[T], index: int, count: int) -> list[T]:
     return [item for k, item in enumerate(items) if k % count == index]
 
 
-def plan(cases: Sequence[Case], outdir: str | Path, bids: bool = False) -> list[PlannedCase]:
-    """Decide every case's output paths; hostile names and output collisions become per-case errors.
+def input_guard(cases: Sequence[Case], *extra: Path) -> InputGuard:
+    """Every input of a batch (each case's DWI, ADC and reference mask, with their sidecars) and ``extra`` files (the
+    case list), protected from being overwritten by any output of the run."""
+    return InputGuard([*(p for c in cases for p in (c.dwi, c.adc, c.mask)), *extra])
+
+
+def plan(cases: Sequence[Case], outdir: str | Path, bids: bool = False,
+         guard: InputGuard | None = None) -> list[PlannedCase]:
+    """Decide every case's output paths; hostile names, output collisions and outputs that would overwrite an input
+    (of any case) become per-case errors.
 
     Planning is done on the whole sorted list (before sharding), so every shard agrees on which case of a colliding
     pair runs.
     """
     from infarctsam.api import output_plan
 
+    guard = guard if guard is not None else input_guard(cases)
     planned: list[PlannedCase] = []
     owner: dict[Path, str] = {}
     for case in cases:
         try:
             case_id, paths = output_plan(case.dwi, outdir, case_id=case.case_id, bids=bids)
+            guard.check(paths.all())
         except InfarctsamError as exc:
             planned.append(PlannedCase(case, case.case_id, None, str(exc)))
             continue

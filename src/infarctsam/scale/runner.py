@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from infarctsam._version import __version__
 from infarctsam.errors import ConfigError
 from infarctsam.review.decisions import decisions_beside
-from infarctsam.scale.cases import PlannedCase, discover, plan, select_shard
+from infarctsam.scale.cases import PlannedCase, discover, input_guard, plan, select_shard
 from infarctsam.scale.records import RunLog, SummaryFile, counts, pending_row, record_names
 from infarctsam.scale.worker import CaseOptions, EngineSpec, engine_identity, now_iso, run_case
 
@@ -151,16 +151,18 @@ def run_batch(
         Problems of the whole run (no case found, unwritable output folder, bad engine or weights, unreachable
         scheduler); problems of one case are recorded and the run goes on.
     """
-    from infarctsam.outputs.case import check_writable
+    from infarctsam.outputs.case import check_writable, ensure_folder
 
     t0 = time.perf_counter()
     root, outdir = Path(root).absolute(), Path(output).absolute()  # workers may run elsewhere, in another cwd
     cases = discover(root)
     if root.is_dir() and outdir.resolve() == root.resolve():
         raise ConfigError("the output folder must not be the input folder (outputs would be read as new cases)")
-    planned = plan(cases, outdir, bids=bids)
+    guard = input_guard(cases, *([root] if root.is_file() else []))
+    guard.check([outdir / name for name in record_names(shard)])  # e.g. a case list named like the summary
+    planned = plan(cases, outdir, bids=bids, guard=guard)
     items = select_shard(planned, *shard) if shard else planned
-    check_writable(outdir)
+    check_writable(outdir)  # nothing is created before the engine is built
     review = decisions_beside(outdir)  # the review page's decisions, added to the summary CSV
     spec = EngineSpec(engine, None if weights is None else str(weights), device, engine_factory)
     opts = CaseOptions(str(outdir), bids=bids, save_probability=save_probability, qc=qc, force=force,
@@ -173,6 +175,7 @@ def run_batch(
         executor = SerialExecutor(spec)
     try:
         identity = executor.engine_identity()
+        ensure_folder(outdir)
         header = {"time": now_iso(), "host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
                   "input": str(root), "output": str(outdir), "cases_total": len(cases), "cases": len(items),
                   "shard": None if shard is None else f"{shard[0]}/{shard[1]}", "scheduler": scheduler,
@@ -192,8 +195,11 @@ def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, heade
            review: dict[str, dict[str, str]] | None = None) -> BatchReport:
     """Run the cases, writing the log and the summary as records arrive; both are closed properly even when the run
     is interrupted (unfinished cases stay ``pending``)."""
+    from infarctsam.io.atomic import remove_stale_temps
+
     t0 = time.perf_counter()
     log_name, csv_name = record_names(shard)
+    remove_stale_temps([Path(opts.outdir) / csv_name])  # a run killed while rewriting its summary
     log = RunLog(Path(opts.outdir) / log_name)
     summary = SummaryFile(Path(opts.outdir) / csv_name,
                           [pending_row(p.case_id, str(p.case.dwi), None if p.case.adc is None else str(p.case.adc))

@@ -128,14 +128,14 @@ def input_hashes(planned: PlannedCase) -> dict[str, str | None]:
     """sha256 of the case's DWI and ADC (``None`` for an absent ADC)."""
     from infarctsam.api import file_sha256
     from infarctsam.errors import InputError
+    from infarctsam.io.safety import check_input_path
 
     out: dict[str, str | None] = {}
     for key, path in (("dwi", planned.case.dwi), ("adc", planned.case.adc)):
         if path is None:
             out[key] = None
             continue
-        if not Path(path).exists():
-            raise InputError(f"{key.upper()} not found: {path}")
+        check_input_path(path, key.upper(), folder_ok=key == "dwi")  # a FIFO would block the hashing forever
         try:
             out[key] = file_sha256(path)
         except OSError as exc:
@@ -253,6 +253,9 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
             record["status"] = "ok" if by_this_run else "skipped"
             _fill(record, done, paths, outdir)
             return record
+        from infarctsam.outputs.case import check_replaceable
+
+        check_replaceable(paths)  # never remove or replace a file infarctsam did not write
         clear_case(paths)
         try:
             result = segment(planned.case.dwi, outdir, adc=planned.case.adc, engine=engine, bids=opts.bids,
