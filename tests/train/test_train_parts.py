@@ -78,3 +78,15 @@ def test_case_slices_follow_the_lesion():
     lesion_z = np.flatnonzero(les.sum(axis=(0, 1)))
     assert sl.z.min() == lesion_z.min() - 1 and sl.z.max() == lesion_z.max() + 1
     assert sl.masks.sum() > 0 and 0.0 <= float(sl.images.min()) and float(sl.images.max()) <= 1.0
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+def test_non_finite_numbers_in_a_training_config_are_refused(tmp_path, value):
+    from infarctsam.errors import ConfigError
+    from infarctsam.train.config import load_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"name: x\noutput: run\ndata: [{{kind: synth, n: 2}}]\nstage1: {{steps: 2, lr: {value}}}\n",
+                   encoding="utf-8")
+    with pytest.raises(ConfigError, match="lr"):
+        load_config(cfg)

@@ -38,7 +38,7 @@ class ModelConfig(BaseModel):
         lesion (the others stay empty), ``all``: over the whole stack.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     backbone: Backbone = "litemedsam"
     image_size: int = Field(128, ge=32, le=2048)

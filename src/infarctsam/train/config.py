@@ -14,7 +14,7 @@ from infarctsam.model.config import ModelConfig
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # "lr: .inf" is refused, not trained forever
 
 
 class DataSource(_Strict):
