@@ -228,8 +228,9 @@ def segment(
     if qc:
         say("drawing the QC picture", 0, 0)
         ref_c = pre.reorient.to_canonical(ref) if ref is not None else None
-        title = f"{case}  {stats.volume_ml:.2f} mL, {stats.lesion_count} lesion(s), engine {info.name}"
-        qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title)
+        title = f"{case}  (engine {info.name})"
+        qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title,
+                                warnings=summary.get("warnings", []))
     summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
     prob_in = pre.to_input(prob) if save_probability else None
     say(f"writing outputs to {outdir}", 0, 0)
