@@ -284,8 +284,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     dict
         Paths of the exported weights and logs, validation metrics, seconds per stage.
     """
+    from infarctsam.extras import require_extra
     from infarctsam.train.export import export_model
 
+    require_extra("train", "infarctsam train")
     trainer = Trainer(cfg, progress=progress)
     if resume:
         trainer.resume()
