@@ -61,10 +61,12 @@ def segment(
     for name, value in (("--shard", shard), ("--scheduler", scheduler)):
         if value is not None:
             raise fail(f"{name} applies to a batch (a dataset root or a list of cases), not to one DWI")
-    from infarctsam.api import segment as api_segment
     from infarctsam.cli.progress import StageProgress
 
     progress = StageProgress.for_terminal(quiet)
+    progress("loading infarctsam")
+    from infarctsam.api import segment as api_segment
+
     result = run(
         api_segment, dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
         bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device, cache_dir=cache_dir,
