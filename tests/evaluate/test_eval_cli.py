@@ -205,3 +205,10 @@ def test_cli_units_old_outdir_alias_and_table_numbers_with_one_method(cohort: di
     help_text = CliRunner().invoke(app, ["evaluate", "--help"]).stdout
     assert "--output" in help_text and "--outdir" not in help_text and "<" not in help_text.replace(
         "<none|log|cbrt>", "")
+
+
+def test_api_progress_counts_cases(cohort: dict[str, Path]) -> None:
+    calls: list[tuple[str, int, int]] = []
+    res = evaluate(cohort["gt"], [cohort["a"]], progress=lambda *a: calls.append(a))
+    n = res.summary["n_cases"]
+    assert calls == [("reading masks", i, n) for i in range(1, n + 1)]

@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         result = common.run(
             evaluate, gt, list(pred), names=list(name) if name else None, clinical=clinical, strict=strict,
             label_any=label_any, ba_transform=ba_transform, cohort_column=cohort_column, clinical_id=clinical_id,
-            log=common.echo_err, progress=lambda text: progress(f"reading masks {text}"),
+            log=common.echo_err, progress=progress,
         )
         progress("writing the report" + (" and figures" if not no_figures else ""))
         outputs = common.run(write_report, result, output, figures=not no_figures,

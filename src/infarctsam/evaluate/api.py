@@ -121,7 +121,7 @@ def _method_names(preds: Sequence[Path], names: Sequence[str] | None) -> list[st
 
 
 def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
-                  progress: Callable[[str], None] | None = None) -> Any:
+                  progress: Callable[[str, int, int], None] | None = None) -> Any:
     """Load every matched mask, check labels and grids, and compute the per-case metrics.
 
     Parameters
@@ -133,7 +133,7 @@ def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
     label_any : bool
         Treat every value > 0 as lesion.
     progress : callable, optional
-        Receives ``[i/n] case`` before each case.
+        Called as ``progress("reading masks", i, n)`` after each case.
 
     Returns
     -------
@@ -151,8 +151,6 @@ def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
     rows: list[dict[str, Any]] = []
     mismatched: list[str] = []
     for i, case in enumerate(pairing.cases, 1):
-        if progress is not None:
-            progress(f"[{i}/{len(pairing.cases)}] {case}")
         gt = load_mask(pairing.gt[case], label_any)
         for name in methods:
             pred = load_mask(pairing.preds[name][case], label_any)
@@ -164,6 +162,8 @@ def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
             metrics = case_metrics(gt.data, pred.data, gt.affine).as_dict()
             rows.append({"case": case, "method": name, **metrics, "gt_file": str(pairing.gt[case]),
                          "pred_file": str(pairing.preds[name][case])})
+        if progress is not None:
+            progress("reading masks", i, len(pairing.cases))
     if mismatched:
         shown = "; ".join(mismatched[:8]) + (f"; and {len(mismatched) - 8} more" if len(mismatched) > 8 else "")
         raise InputError(f"prediction grid differs from the reference (shape or affine) for {len(mismatched)} "
@@ -182,7 +182,7 @@ def evaluate(
     cohort_column: str | None = None,
     clinical_id: str | None = None,
     log: Callable[[str], None] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> EvaluationResult:
     """Evaluate one or more sets of predicted infarct masks against reference masks.
 
@@ -207,7 +207,7 @@ def evaluate(
     log : callable, optional
         Receives one-line messages (cases missing on one side).
     progress : callable, optional
-        Receives ``[i/n] case`` before each case is read.
+        Called as ``progress("reading masks", i, n)`` after each case is read and scored.
 
     Returns
     -------
