@@ -34,3 +34,23 @@ def test_pyproject_keeps_extras_out_of_the_core():
     core = " ".join(project["dependencies"])
     assert "tensorboard" not in core and "dask" not in core
     assert project["optional-dependencies"]["train"] and project["optional-dependencies"]["dask"]
+
+
+def test_core_commands_run_without_the_extras(tmp_path):
+    import subprocess
+    import sys
+
+    from synthetic_cases import EXAMPLE_STEM
+
+    code = (
+        "import sys\n"
+        "for name in ('dask', 'distributed', 'tensorboard'):\n"
+        "    sys.modules[name] = None  # as if not installed: importing them raises ImportError\n"
+        "from infarctsam.cli import main\n"
+        f"sys.argv = ['infarctsam', 'segment', r'{EXAMPLE_STEM}_dwi.nii.gz', '--engine', 'threshold', '--no-qc',\n"
+        f"            '-o', r'{tmp_path / 'out'}']\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "mL" in proc.stdout and any((tmp_path / "out").glob("*_mask.nii.gz"))
