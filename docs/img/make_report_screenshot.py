@@ -63,6 +63,7 @@ def pseudo_dwi(gm: np.ndarray, wm: np.ndarray, lesion: np.ndarray, rng: np.rando
 def build(work: Path) -> Path:
     """Write the demo cohort under ``work`` and evaluate it; return the report path."""
     from infarctsam.evaluate import evaluate
+    from infarctsam.report import write_report
 
     rng = np.random.default_rng(7)
     files = sorted(SOOP.glob("lesions/bwsrsub-*_lesion.nii.gz"))
@@ -82,8 +83,8 @@ def build(work: Path) -> Path:
         }
         for out, data in outputs.items():
             nib.save(nib.Nifti1Image(data, img.affine), str(out))
-    evaluate(work / "gt", [work / "sim-A", work / "sim-B"], clinical=SOOP / "participants.tsv",
-             outdir=work / "report", image_dir=work / "dwi")
+    result = evaluate(work / "gt", [work / "sim-A", work / "sim-B"], clinical=SOOP / "participants.tsv")
+    write_report(result, work / "report", image_dir=work / "dwi")
     return work / "report" / "report.html"
 
 

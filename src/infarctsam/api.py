@@ -9,10 +9,9 @@ The command line (``infarctsam segment``) is a thin layer over these functions.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ import numpy as np
 from infarctsam._version import __version__
 from infarctsam.engines.base import Engine
 from infarctsam.errors import InputError
+from infarctsam.io.hashing import file_sha256
 from infarctsam.postprocess import LesionStats
 
 if TYPE_CHECKING:
@@ -48,20 +48,6 @@ class CaseResult:
     stats: LesionStats
     files: list[Path] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, or of the sorted files of a folder (a DICOM series)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            digest.update(f.relative_to(path).as_posix().encode())
-        with f.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def load_reference(path: str | Path, dwi_grid: Any) -> np.ndarray:
@@ -173,6 +159,8 @@ def segment(
     input_sha256: Mapping[str, str] | None = None,
     provenance: Mapping[str, Any] | None = None,
     dicom_reference: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> CaseResult:
     """Segment the infarct on one DWI and write the outputs.
 
@@ -210,6 +198,11 @@ def segment(
     dicom_reference : str or Path, optional
         DICOM series the DWI was converted from: a DICOM SEG and SR referencing it are written beside the mask
         (they are written anyway when the DWI itself is a DICOM series; needs the ``dicom`` extra).
+    cache_dir : str or Path, optional
+        Folder for the exported ONNX image encoder (default ``~/.cache/infarctsam/onnx``).
+    progress : callable, optional
+        Called as ``progress(stage, done, total)`` at each stage (``total`` 0) and after each batch of slices
+        encoded; :class:`infarctsam.cli.progress.StageProgress` prints it on a terminal.
 
     Returns
     -------
@@ -225,18 +218,25 @@ def segment(
     from infarctsam.preprocess import preprocess
 
     t0 = time.perf_counter()
+    say = progress or _silent
     outdir = Path(output)
     dwi_path = Path(dwi)
     known = dict(input_sha256 or {})
     # Everything that can be checked without the model is checked first, and nothing is written before the end.
     case, paths = check_case_io(dwi_path, outdir, adc=adc, reference=reference, bval=bval,
                                 weights=None if isinstance(engine, Engine) else weights, case_id=case_id, bids=bids)
+    say(f"reading {dwi_path.name}" + (" and the ADC" if adc is not None else ""), 0, 0)
     dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
     adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
     ref = load_reference(reference, dwi_vol) if reference is not None else None
-    eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device)
+    if not isinstance(engine, Engine):
+        say(f"loading the {engine} engine", 0, 0)
+    eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device,
+                                                                cache_dir=cache_dir)
+    say("brain mask and intensity normalisation", 0, 0)
     pre = preprocess(dwi_vol, adc_vol)
-    prob = eng.predict(pre)
+    say(f"segmenting (engine {eng.info.name})", 0, 0)
+    prob = eng.predict(pre, progress=progress)
     mask_c = binarize(prob, pre.brain, eng.threshold, eng.min_lesion_ml, pre.voxel_ml)
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, dwi_vol.voxel_volume_ml)
@@ -254,7 +254,7 @@ def segment(
         "engine_config": info.config,
         "inputs": {
             "dwi": {"path": str(dwi_path), "sha256": known.get("dwi") or file_sha256(dwi_path),
-                    "used": dwi_info.describe(),
+                    "used": dwi_info.describe(), "volume_indices_used": list(dwi_info.used_volumes),
                     "b_value": dwi_info.b_value, "shape": list(dwi_vol.shape),
                     "spacing_mm": [round(s, 4) for s in dwi_vol.spacing]},
             "adc": None if adc is None else {"path": str(adc), "sha256": known.get("adc") or file_sha256(adc),
@@ -265,6 +265,7 @@ def segment(
         "brain_volume_ml": round(float(pre.brain.sum() * pre.voxel_ml), 2),
         "warnings": warnings,
         "software": {"name": "infarctsam", "version": __version__},
+        "created_utc": utc_timestamp(),
     }
     if provenance:
         summary["batch"] = dict(provenance)
@@ -272,11 +273,14 @@ def segment(
         summary["reference"] = _reference_summary(mask, ref, dwi_vol.affine, reference)
     qc_png = None
     if qc:
+        say("drawing the QC picture", 0, 0)
         ref_c = pre.reorient.to_canonical(ref) if ref is not None else None
-        title = f"{case}  {stats.volume_ml:.2f} mL, {stats.lesion_count} lesion(s), engine {info.name}"
-        qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title)
+        title = f"{case}  (engine {info.name})"
+        qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title,
+                                warnings=summary.get("warnings", []))
     summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
     prob_in = pre.to_input(prob) if save_probability else None
+    say(f"writing outputs to {outdir}", 0, 0)
     dicom_files, dicom_record = _dicom_files(dwi_path, dicom_reference, mask, dwi_vol, stats, info, paths)
     if dicom_record is not None:
         summary["dicom"] = dicom_record
@@ -299,6 +303,17 @@ def _dicom_files(dwi: Path, reference: str | Path | None, mask: np.ndarray, dwi_
                          weights=None if info.weights in (None, "none") else str(info.weights))
     return case_dicom_files(dwi, reference, mask, dwi_vol.affine, report, paths.mask,
                             series_uid=dwi_vol.meta.get("dicom_series"))
+
+
+def utc_timestamp() -> str:
+    """The current time as ISO-8601 UTC to the second, e.g. ``2026-01-31T14:05:09Z``."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _silent(stage: str, done: int, total: int) -> None:
+    """The progress callback that reports nothing."""
 
 
 def _reference_summary(mask: np.ndarray, ref: np.ndarray, affine: np.ndarray, path: str | Path) -> dict[str, Any]:

@@ -31,4 +31,5 @@ def test_synth_cohort_bids(tmp_path):
 
 def test_synth_rejects_unknown_preset(tmp_path):
     res = CliRunner().invoke(app, ["synth", str(tmp_path / "c"), "--preset", "mri"])
-    assert res.exit_code == 2 and "unknown preset" in res.stderr
+    assert res.exit_code == 2 and "'mri' is not one of 'isles', 'clinical', 'random'" in res.stderr
+    assert not (tmp_path / "c").exists()

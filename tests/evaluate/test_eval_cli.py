@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from infarctsam.cli.evaluate import register
 from infarctsam.errors import InputError
 from infarctsam.evaluate import evaluate
+from infarctsam.report import write_report
 
 REQUIRED_COLUMNS = ["case", "method", "dice", "volume_gt_ml", "volume_pred_ml", "avd_ml", "lesion_f1",
                     "lesion_count_diff", "hd95_mm", "assd_mm", "sensitivity", "precision", "n_lesions_gt",
@@ -128,8 +129,9 @@ def test_api_log_transform_clinical_cohorts_and_chosen_overlays(cohort: dict[str
                         "case04,65,M,B\ncase99,50,F,A\n", encoding="utf-8")
     messages: list[str] = []
     res = evaluate(cohort["gt"], [cohort["b"]], names=["B"], clinical=clinical, cohort_column="site",
-                   outdir=tmp_path / "o", ba_transform="log", overlay_cases=["case01"], log_axes=True,
-                   log=messages.append)
+                   ba_transform="log", log=messages.append)
+    assert not (tmp_path / "o").exists()  # evaluate computes; the report is written only by write_report
+    outputs = write_report(res, tmp_path / "o", overlay_cases=["case01"], log_axes=True)
     assert res.summary["n_cases"] == 6 and res.methods == ["B"]
     assert messages == []  # methodB has every case
     ba = res.summary["methods"]["B"]["bland_altman"]
@@ -141,10 +143,13 @@ def test_api_log_transform_clinical_cohorts_and_chosen_overlays(cohort: dict[str
     html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert 'id="table1"' in html and "A (n=2)" in html and "ln(mL)" in html
     assert any("case05" in n for n in res.table1.notes)  # evaluated case without a clinical row
-    assert "paired_dice.png" not in res.outputs and "overlays.png" in res.outputs
+    assert "paired_dice.png" not in outputs and "overlays.png" in outputs
+    with pytest.raises(InputError, match="nope"):
+        write_report(res, tmp_path / "o2", overlay_cases=["nope"])
+    assert not (tmp_path / "o2").exists()
 
 
-def test_api_without_outdir_and_flipped_grid_volumes(tmp_path: Path) -> None:
+def test_api_writes_nothing_and_flipped_grid_volumes(tmp_path: Path) -> None:
     gt = np.zeros((6, 6, 4), dtype=np.uint8)
     gt[1:3, 1:3, 1:3] = 1  # 8 voxels
     flipped = AFFINE.copy()
@@ -152,7 +157,7 @@ def test_api_without_outdir_and_flipped_grid_volumes(tmp_path: Path) -> None:
     save_mask(tmp_path / "g" / "x_msk.nii.gz", gt, flipped)
     save_mask(tmp_path / "p" / "x.nii.gz", gt, flipped)
     res = evaluate(tmp_path / "g", [tmp_path / "p"])
-    assert res.outputs == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g", "p"]
     row = res.cases.iloc[0]
     assert row["dice"] == 1.0 and row["volume_gt_ml"] == pytest.approx(8 * VOXEL_ML)
     assert row["hd95_mm"] == 0.0 and row["lesion_f1"] == 1.0
@@ -174,7 +179,8 @@ def test_real_isles22_case_against_a_dilated_prediction_in_segment_layout(tmp_pa
     dilated = ndimage.binary_dilation(np.asarray(img.dataobj) > 0)
     out = tmp_path / "pred" / "sub-strokecase0009" / "ses-0001" / "dwi"
     save_mask(out / "sub-strokecase0009_ses-0001_space-orig_desc-infarct_mask.nii.gz", dilated, img.affine)
-    res = evaluate(case_dir, [tmp_path / "pred"], names=["dilated"], outdir=tmp_path / "o")
+    res = evaluate(case_dir, [tmp_path / "pred"], names=["dilated"])
+    write_report(res, tmp_path / "o")
     row = res.cases.iloc[0]
     assert row["case"] == "sub-strokecase0009_ses-0001"
     assert row["volume_gt_ml"] == pytest.approx(4.18, abs=0.01)  # the expert mask's volume (shared README)
@@ -182,3 +188,27 @@ def test_real_isles22_case_against_a_dilated_prediction_in_segment_layout(tmp_pa
     assert row["hd95_mm"] == pytest.approx(2.0)  # one 2 mm voxel of dilation everywhere
     html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     assert "on the DWI;" in html  # the DWI beside the expert mask was found for the overlay background
+
+
+def test_cli_units_old_outdir_alias_and_table_numbers_with_one_method(cohort: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    res = run_cli("--gt", str(cohort["gt"]), "--pred", str(cohort["b"]), "--outdir", str(tmp_path / "o"),
+                  "--no-figures")
+    assert res.exit_code == 0, res.stderr
+    assert "volume bias 0.00 mL (prediction - reference)" in res.stdout  # methodB adds 1 voxel: 0.003 mL
+    html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "Table 3. Bland-Altman" in html and "Table 4" not in html  # no gap without a paired comparison
+    res = run_cli("--gt", str(cohort["gt"]), "--pred", str(cohort["b"]), "--no-figures")
+    assert res.exit_code == 2 and "--output" in res.stderr
+    from infarctsam.cli import app
+
+    help_text = CliRunner().invoke(app, ["evaluate", "--help"]).stdout
+    assert "--output" in help_text and "--outdir" not in help_text and "<" not in help_text.replace(
+        "<none|log|cbrt>", "")
+
+
+def test_api_progress_counts_cases(cohort: dict[str, Path]) -> None:
+    calls: list[tuple[str, int, int]] = []
+    res = evaluate(cohort["gt"], [cohort["a"]], progress=lambda *a: calls.append(a))
+    n = res.summary["n_cases"]
+    assert calls == [("reading masks", i, n) for i in range(1, n + 1)]

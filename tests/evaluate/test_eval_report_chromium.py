@@ -23,6 +23,7 @@ import pytest
 from evalfixtures import make_cohort
 
 from infarctsam.evaluate import evaluate
+from infarctsam.report import write_report
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian package 'chromium')")
@@ -72,7 +73,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clinical = root / "clinical.tsv"
     clinical.write_text("participant_id\tage\tsex\ncase00\t71\tF\ncase01\t64\tM\ncase02\tn/a\tM\ncase03\t80\tF\n",
                         encoding="utf-8")
-    evaluate(c["gt"], [c["a"], c["b"]], clinical=clinical, outdir=root / "out")
+    write_report(evaluate(c["gt"], [c["a"], c["b"]], clinical=clinical), root / "out")
     return root / "out" / "report.html"
 
 

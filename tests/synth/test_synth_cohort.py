@@ -44,7 +44,10 @@ def test_bids_layout(tmp_path, fast_config):
 
 def test_flat_layout_and_prefix_stability(tmp_path, fast_config):
     out = tmp_path / "flat"
-    manifest = write_cohort(out, 1, seed=5, config=fast_config, layout="flat", write_brain=True)
+    calls: list[tuple[str, int, int]] = []
+    manifest = write_cohort(out, 1, seed=5, config=fast_config, layout="flat", write_brain=True,
+                            progress=lambda *a: calls.append(a))
+    assert calls == [("loading the lesion library and template", 0, 0), ("writing cases", 1, 1)]
     m = manifest[0]
     assert (m["dwi"], m["adc"], m["mask"], m["brain"]) == (
         "synth001_dwi.nii.gz", "synth001_adc.nii.gz", "synth001_mask.nii.gz", "synth001_brainmask.nii.gz")

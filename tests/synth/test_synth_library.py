@@ -17,6 +17,7 @@ from infarctsam.synth.library import (
     territory_group,
     territory_side,
 )
+from infarctsam.synth.library_build import library_from_folder
 
 BUNDLED_COUNT = 157
 
@@ -124,16 +125,16 @@ def test_from_folder_reads_masks_atlas_and_table(tmp_path):
     (tmp_path / "participants.tsv").write_text(
         "participant_id\tsex\tage\tnihss\nsub-7\tF\t89+\t12\nsub-8\tn/a\tn/a\tn/a\n", encoding="utf-8")
     cache = tmp_path / "cache.npz"
-    lib = LesionLibrary.from_folder(tmp_path, cache=cache)
+    lib = library_from_folder(tmp_path, cache=cache)
     assert sorted(lib.ids) == ["sub-7", "sub-8"]  # the corner mask is implausible and dropped
     i7 = int(np.nonzero(lib.ids == "sub-7")[0][0])
     assert lib.get(i7).territory_name == "MCAFL"
     assert lib.donor(i7) == {"age": 89.0, "sex": "F", "nihss": 12.0}
     assert lib.donor(int(np.nonzero(lib.ids == "sub-8")[0][0]))["age"] is None
     assert cache.is_file()
-    again = LesionLibrary.from_folder(tmp_path, cache=cache)
+    again = library_from_folder(tmp_path, cache=cache)
     assert list(again.ids) == list(lib.ids) and np.array_equal(again.bits, lib.bits)
-    everything = LesionLibrary.from_folder(tmp_path, plausible_only=False)
+    everything = library_from_folder(tmp_path, plausible_only=False)
     assert len(everything) == 3
     with pytest.raises(InputError):
-        LesionLibrary.from_folder(tmp_path / "missing")
+        library_from_folder(tmp_path / "missing")

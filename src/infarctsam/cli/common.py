@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from infarctsam.errors import InfarctsamError
 
@@ -109,3 +110,38 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def echo_err(message: str) -> None:
     """Print an informational line to stderr."""
     print(message, file=sys.stderr, flush=True)
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help names arguments in plain words (``DWI``), without type tags such as ``<path>``."""
+
+    @staticmethod
+    def _argument_name(param: Any) -> str:
+        return str(param.metavar or param.name).upper()
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``[OPTIONS] DWI``: required arguments bare, optional ones in brackets."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = self._argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """The Arguments and Options sections."""
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((self._argument_name(param), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)

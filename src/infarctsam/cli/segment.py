@@ -3,42 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
-from infarctsam.cli.common import echo_err, fail, run
+from infarctsam.cli.common import PlainCommand, echo_err, fail, run
 
 _SINGLE_ONLY = ("--adc", "--reference", "--bval", "--case-id", "--dicom-reference")
 
 
 def segment(
-    dwi: Path = typer.Argument(..., help="DWI: NIfTI/MetaImage file or DICOM folder (3D or 4D with b-values); or, "
-                               "for a batch, a dataset root (BIDS / ISLES'22 or flat folder) or a .txt/.tsv/.csv "
-                               "file listing 'DWI [ADC]' per line."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
-    adc: Path | None = typer.Option(None, "--adc", help="ADC map (any unit: mm^2/s, x10^-3 or x10^-6)."),
-    engine: str = typer.Option("auto", "--engine", "-e", help="auto, threshold or sam."),
-    weights: Path | None = typer.Option(None, "--weights", "-w", help="Model weights for --engine sam."),
-    reference: Path | None = typer.Option(None, "--reference", "-r", help="Reference lesion mask (adds Dice, "
-                                          "TP/FP/FN colours)."),
-    bval: Path | None = typer.Option(None, "--bval", help="b-values of a 4D DWI without sidecar."),
+    dwi: Path = typer.Argument(..., metavar="DWI", help="DWI: a NIfTI or MetaImage file or a DICOM folder (3D, or 4D "
+                               "with b-values). For a batch: a dataset root (BIDS, ISLES'22 or a flat folder) or a "
+                               ".txt/.tsv/.csv file listing 'DWI [ADC]' per line."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="FOLDER", help="Output folder."),
+    adc: Path | None = typer.Option(None, "--adc", metavar="FILE", help="ADC map (any unit: mm^2/s, x10^-3 or "
+                                    "x10^-6)."),
+    engine: Literal["auto", "threshold", "sam"] = typer.Option(
+        "auto", "--engine", "-e", help="auto: sam when a model is installed, else threshold."),
+    weights: Path | None = typer.Option(None, "--weights", "-w", metavar="FILE", help="Model weights for --engine "
+                                        "sam."),
+    reference: Path | None = typer.Option(None, "--reference", "-r", metavar="FILE", help="Reference lesion mask: "
+                                          "adds Dice to the JSON and TP/FP/FN outlines to the QC picture."),
+    bval: Path | None = typer.Option(None, "--bval", metavar="FILE", help="b-values of a 4D DWI without sidecar."),
     bids: bool = typer.Option(False, "--bids", help="BIDS-derivatives output naming."),
     save_probability: bool = typer.Option(False, "--save-probability", help="Also write the probability map."),
-    qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC montage PNG."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    case_id: str | None = typer.Option(None, "--case-id", help="Output name (default: from the file name)."),
-    shard: str | None = typer.Option(None, "--shard", help="Batch: run shard I/N of the sorted case list (case k "
-                                     "goes to shard k mod N; I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/50."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="Batch: Dask scheduler address "
-                                         "(tcp://host:8786), or local:N for N local worker processes."),
+    qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC picture (PNG)."),
+    device: Literal["cpu", "cuda"] = typer.Option("cpu", "--device", help="Where the model runs."),
+    case_id: str | None = typer.Option(None, "--case-id", metavar="NAME", help="Output name (default: from the file "
+                                       "name)."),
+    shard: str | None = typer.Option(None, "--shard", metavar="I/N", help="Batch: run shard I/N of the sorted case "
+                                     "list (case k goes to shard k mod N; I from 0), e.g. --shard "
+                                     "$SLURM_ARRAY_TASK_ID/50."),
+    scheduler: str | None = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Batch: Dask scheduler "
+                                         "address (tcp://host:8786), or local:N for N local worker processes "
+                                         "(needs the dask extra)."),
     force: bool = typer.Option(False, "--force", help="Batch: redo finished cases too (default: skip cases whose "
                                "outputs match the inputs, engine and weights)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Batch: no progress bar."),
-    dicom_reference: Path | None = typer.Option(None, "--dicom-reference", help="DICOM series the DWI was converted "
-                                                "from: also write a DICOM SEG + SR referencing it (written anyway "
-                                                "for a DICOM DWI)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", metavar="FOLDER", help="Where the exported ONNX "
+                                          "image encoder is kept (default: ~/.cache/infarctsam/onnx)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (progress is shown only when "
+                               "stderr is a terminal)."),
+    dicom_reference: Path | None = typer.Option(None, "--dicom-reference", metavar="SERIES", help="DICOM series the "
+                                                "DWI was converted from: also write a DICOM SEG + SR referencing it "
+                                                "(written anyway for a DICOM DWI)."),
 ) -> None:
-    """Segment the infarct on a DWI: lesion mask (NIfTI, input grid), volume JSON, QC picture.
+    """Segment the infarct on a DWI: lesion mask (NIfTI, on the input grid), volume JSON and QC picture.
 
     Given a dataset root or a case list, segments every case (a batch): the engine is loaded once, a failed case is
     recorded and the run goes on, finished cases are skipped on a rerun, and OUT/infarctsam_run.jsonl and
@@ -49,18 +59,24 @@ def segment(
     if is_batch_input(dwi):
         _batch(dwi, output, engine=engine, weights=weights, device=device, bids=bids,
                save_probability=save_probability, qc=qc, shard=shard, scheduler=scheduler, force=force, quiet=quiet,
+               cache_dir=cache_dir,
                single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id, dicom_reference), strict=True)))
         return
     for name, value in (("--shard", shard), ("--scheduler", scheduler)):
         if value is not None:
             raise fail(f"{name} applies to a batch (a dataset root or a list of cases), not to one DWI")
+    from infarctsam.cli.progress import StageProgress
+
+    progress = StageProgress.for_terminal(quiet)
+    progress("loading infarctsam")
     from infarctsam.api import segment as api_segment
 
     result = run(
         api_segment, dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
-        bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device,
-        dicom_reference=dicom_reference,
+        bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device, cache_dir=cache_dir,
+        progress=progress, dicom_reference=dicom_reference,
     )
+    progress.finish()
     s = result.stats
     line = (f"{result.case_id}: {s.volume_ml:.2f} mL, {s.lesion_count} lesion(s), largest {s.largest_lesion_ml:.2f} mL"
             f" [engine {result.summary['engine']}]")
@@ -75,7 +91,7 @@ def segment(
 
 def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, device: str, bids: bool,
            save_probability: bool, qc: bool, shard: str | None, scheduler: str | None, force: bool, quiet: bool,
-           single: dict[str, object]) -> None:
+           cache_dir: Path | None, single: dict[str, object]) -> None:
     from infarctsam.scale.cases import parse_shard
     from infarctsam.scale.records import format_table
     from infarctsam.scale.runner import run_batch
@@ -87,7 +103,7 @@ def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, devic
     shard_ix = run(parse_shard, shard) if shard is not None else None
     report = run(run_batch, root, output, engine=engine, weights=weights, device=device, bids=bids,
                  save_probability=save_probability, qc=qc, shard=shard_ix, scheduler=scheduler, force=force,
-                 progress=not quiet)
+                 progress=not quiet, cache_dir=cache_dir)
     typer.echo(format_table(report.records))
     c = report.counts
     typer.echo(f"{len(report.records)} case(s): {c['ok']} segmented, {c['skipped']} already done, {c['failed']} "
@@ -102,4 +118,4 @@ def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, devic
 
 def register(app: typer.Typer) -> None:
     """Add the command to the application."""
-    app.command("segment")(segment)
+    app.command("segment", cls=PlainCommand, short_help="Segment the infarct on a DWI or a whole dataset.")(segment)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
-from infarctsam.cli.common import run
+from infarctsam.cli.common import PlainCommand, run
 
 
 def train(
-    config: Path = typer.Argument(..., help="Training configuration (YAML or JSON)."),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Training configuration (YAML or JSON)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUTPUT/checkpoints/last.pt exactly."),
-    device: str | None = typer.Option(None, "--device", help="cpu or cuda (overrides the config)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Run folder (overrides the config)."),
+    device: Literal["cpu", "cuda"] | None = typer.Option(None, "--device", help="Where to train (overrides the "
+                                                         "config)."),
+    output: Path | None = typer.Option(None, "--output", "-o", metavar="FOLDER", help="Run folder (overrides the "
+                                       "config)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Fine-tune the prompt-free model in two stages; multi-GPU/multi-node with torchrun."""
@@ -38,4 +41,4 @@ def train(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the application."""
-    app.command("train")(train)
+    app.command("train", cls=PlainCommand, short_help="Fine-tune the prompt-free model (needs the train extra).")(train)

@@ -6,16 +6,17 @@ from pathlib import Path
 
 import typer
 
-from infarctsam.cli.common import fail, run
+from infarctsam.cli.common import PlainCommand, fail, run
 
-weights_app = typer.Typer(help="Inspect model weights.", no_args_is_help=True)
+weights_app = typer.Typer(help="Inspect model weights.", no_args_is_help=True, rich_markup_mode=None)
 
 
-@weights_app.command("inspect")
+@weights_app.command("inspect", cls=PlainCommand)
 def inspect(
-    path: Path = typer.Argument(..., help="Checkpoint: .pt/.pth (read with weights_only=True) or .safetensors."),
-    image_size: int | None = typer.Option(None, "--image-size", help="Image size to assume when the weights do not "
-                                          "encode it."),
+    path: Path = typer.Argument(..., metavar="CHECKPOINT", help="Checkpoint: .pt/.pth (read with "
+                                "weights_only=True) or .safetensors."),
+    image_size: int | None = typer.Option(None, "--image-size", metavar="PIXELS", help="Image size to assume when "
+                                          "the weights do not encode it."),
 ) -> None:
     """Say which architecture and image size a checkpoint fits; non-zero exit on any mismatch."""
     from infarctsam.model.inspect import inspect_checkpoint

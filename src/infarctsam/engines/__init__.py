@@ -26,7 +26,8 @@ def default_weights_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def load_engine(name: str = "auto", weights: str | Path | None = None, device: str = "cpu") -> Engine:
+def load_engine(name: str = "auto", weights: str | Path | None = None, device: str = "cpu",
+                cache_dir: str | Path | None = None) -> Engine:
     """Build an engine by name.
 
     Parameters
@@ -37,6 +38,8 @@ def load_engine(name: str = "auto", weights: str | Path | None = None, device: s
         Weights file for ``sam`` (our ``.safetensors`` format, or a SAM 2.1 / MedSAM2 ``.pt``).
     device : str
         ``cpu`` or ``cuda``.
+    cache_dir : str or Path, optional
+        Folder for the exported ONNX image encoder of ``sam`` on CPU (default ``~/.cache/infarctsam/onnx``).
     """
     if name not in ENGINES:
         raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
@@ -50,7 +53,7 @@ def load_engine(name: str = "auto", weights: str | Path | None = None, device: s
         return ThresholdEngine()
     from infarctsam.engines.sam import SamEngine
 
-    return SamEngine.from_weights(weights, device=device)
+    return SamEngine.from_weights(weights, device=device, cache_dir=cache_dir)
 
 
 __all__ = ["ENGINES", "Engine", "EngineInfo", "default_weights_path", "load_engine"]

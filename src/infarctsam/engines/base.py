@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ class EngineInfo:
     name : str
         Engine name (``threshold``, ``sam``).
     weights : str
-        Weights identifier (file name and sha256 prefix) or ``none`` for weight-free engines.
+        Weights identifier (file name and full sha256) or ``none`` for weight-free engines.
     config : dict
         The engine's parameters.
     """
@@ -51,5 +52,8 @@ class Engine(ABC):
         return False
 
     @abstractmethod
-    def predict(self, case: Preprocessed) -> np.ndarray:
-        """Lesion probability in [0, 1] on the canonical grid of ``case`` (float32, same shape as ``case.dwi``)."""
+    def predict(self, case: Preprocessed, progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
+        """Lesion probability in [0, 1] on the canonical grid of ``case`` (float32, same shape as ``case.dwi``).
+
+        ``progress(stage, done, total)``, when given, may be told of the engine's own steps (slices encoded).
+        """

@@ -7,6 +7,7 @@ segmentation, so its output is only a starting point for ``infarctsam train``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +31,25 @@ class SamEngine(Engine):
         Description of the weights (name, sha256).
     device : str
         ``cpu`` or ``cuda``.
+    cache_dir : str or Path, optional
+        Folder for the exported ONNX image encoder (default ``~/.cache/infarctsam/onnx``).
     """
 
-    def __init__(self, model: Any, config: Any, weights_info: dict[str, Any], device: str = "cpu") -> None:
+    def __init__(self, model: Any, config: Any, weights_info: dict[str, Any], device: str = "cpu",
+                 cache_dir: str | Path | None = None) -> None:
         from infarctsam.model.predictor import PredictorOptions, VolumePredictor
 
         self.config = config
         self.weights_info = weights_info
         self.threshold = config.threshold
         self.min_lesion_ml = config.min_lesion_ml
-        self.predictor = VolumePredictor(model, config, PredictorOptions(device=device))
+        self.predictor = VolumePredictor(model, config, PredictorOptions(device=device,
+                                                                           onnx_cache=cache_dir or "default"))
         self.fusion = weights_info.get("fusion")
 
     @classmethod
-    def from_weights(cls, weights: str | Path | None = None, device: str = "cpu", image_size: int | None = None
-                     ) -> SamEngine:
+    def from_weights(cls, weights: str | Path | None = None, device: str = "cpu", image_size: int | None = None,
+                     cache_dir: str | Path | None = None) -> SamEngine:
         """Load the engine from a weights file, or the installed default model when ``weights`` is None."""
         from infarctsam.engines import default_weights_path
         from infarctsam.model.build import build_model
@@ -75,12 +80,12 @@ class SamEngine(Engine):
             size = image_size or report.image_size or 1024
             config = ModelConfig(backbone="sam2.1_hiera_tiny", image_size=size)
             model, info = build_model(config, path)
-        return cls(model, config, info, device=device)
+        return cls(model, config, info, device=device, cache_dir=cache_dir)
 
     @property
     def info(self) -> EngineInfo:
         """Engine name, weights identifier and model configuration."""
-        sha = str(self.weights_info.get("sha256", ""))[:12]
+        sha = str(self.weights_info.get("sha256", ""))
         name = self.weights_info.get("name", "unknown")
         config = {**self.config.model_dump(), "fusion": self.fusion is not None}
         return EngineInfo(name="sam", weights=f"{name} (sha256 {sha})" if sha else name, config=config)
@@ -90,10 +95,11 @@ class SamEngine(Engine):
         """True when the weights carry a fusion head, whose ADC path runs when an ADC is given."""
         return self.fusion is not None
 
-    def predict(self, case: Preprocessed) -> np.ndarray:
+    def predict(self, case: Preprocessed, progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
         """Lesion probability on the canonical grid: the network's, fused with the DWI/ADC contrast when the
-        weights carry a fusion head (:mod:`infarctsam.model.fusion`)."""
-        prob = self.predictor.predict(case)
+        weights carry a fusion head (:mod:`infarctsam.model.fusion`);
+        ``progress`` hears of each batch of slices encoded."""
+        prob = self.predictor.predict(case, progress)
         if self.fusion is None:
             return prob
         return self.fusion.predict(prob, case.dwi, case.brain, case.spacing, case.adc, case.contrast_maps())

@@ -19,6 +19,7 @@ It is the baseline every learned model must beat and the fallback when no weight
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -67,7 +68,7 @@ class ThresholdEngine(Engine):
         """The ADC gates the DWI hyperintensity when one is given."""
         return True
 
-    def predict(self, case: Preprocessed) -> np.ndarray:
+    def predict(self, case: Preprocessed, progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
         """Lesion probability on the canonical grid."""
         c = self.config
         dwi, brain, sp = case.dwi, case.brain, case.spacing

@@ -1,10 +1,14 @@
-"""``evaluate(...)``: compare predicted infarct masks with reference masks and write the validation report."""
+"""``evaluate(...)``: compare predicted infarct masks with reference masks.
+
+The result is data only; :func:`infarctsam.report.write_report` renders it (files, figures, HTML). Data flows one
+way: ``evaluate`` -> ``report``.
+"""
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +45,6 @@ class EvaluationResult:
         Matched files and the cases missing on some side.
     table1 : Table1 or None
         Demographics, when a clinical table was given.
-    outputs : dict
-        Output name -> path of every file written (empty without ``outdir``).
     gt_root : Path
         The reference folder.
     pred_roots : dict
@@ -59,7 +61,6 @@ class EvaluationResult:
     gt_root: Path
     pred_roots: dict[str, Path]
     ba_transform: str = "none"
-    outputs: dict[str, Path] = field(default_factory=dict)
 
 
 def load_mask(path: Path, label_any: bool = False) -> Volume:
@@ -120,7 +121,7 @@ def _method_names(preds: Sequence[Path], names: Sequence[str] | None) -> list[st
 
 
 def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
-                  progress: Callable[[str], None] | None = None) -> Any:
+                  progress: Callable[[str, int, int], None] | None = None) -> Any:
     """Load every matched mask, check labels and grids, and compute the per-case metrics.
 
     Parameters
@@ -132,7 +133,7 @@ def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
     label_any : bool
         Treat every value > 0 as lesion.
     progress : callable, optional
-        Receives ``[i/n] case`` before each case.
+        Called as ``progress("reading masks", i, n)`` after each case.
 
     Returns
     -------
@@ -150,8 +151,6 @@ def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
     rows: list[dict[str, Any]] = []
     mismatched: list[str] = []
     for i, case in enumerate(pairing.cases, 1):
-        if progress is not None:
-            progress(f"[{i}/{len(pairing.cases)}] {case}")
         gt = load_mask(pairing.gt[case], label_any)
         for name in methods:
             pred = load_mask(pairing.preds[name][case], label_any)
@@ -163,6 +162,8 @@ def compute_cases(pairing: Pairing, methods: list[str], label_any: bool = False,
             metrics = case_metrics(gt.data, pred.data, gt.affine).as_dict()
             rows.append({"case": case, "method": name, **metrics, "gt_file": str(pairing.gt[case]),
                          "pred_file": str(pairing.preds[name][case])})
+        if progress is not None:
+            progress("reading masks", i, len(pairing.cases))
     if mismatched:
         shown = "; ".join(mismatched[:8]) + (f"; and {len(mismatched) - 8} more" if len(mismatched) > 8 else "")
         raise InputError(f"prediction grid differs from the reference (shape or affine) for {len(mismatched)} "
@@ -175,17 +176,13 @@ def evaluate(
     preds: Sequence[str | Path],
     names: Sequence[str] | None = None,
     clinical: str | Path | None = None,
-    outdir: str | Path | None = None,
     strict: bool = False,
     label_any: bool = False,
     ba_transform: str = "none",
-    overlay_cases: Sequence[str] | None = None,
-    image_dir: str | Path | None = None,
-    log_axes: bool = False,
     cohort_column: str | None = None,
     clinical_id: str | None = None,
-    figures: bool = True,
     log: Callable[[str], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> EvaluationResult:
     """Evaluate one or more sets of predicted infarct masks against reference masks.
 
@@ -199,31 +196,23 @@ def evaluate(
         Method names (default: the folder names).
     clinical : str or Path, optional
         Clinical CSV/TSV for Table 1.
-    outdir : str or Path, optional
-        Where to write ``cases.csv``, ``summary.json``, ``summary.md``, the PNG figures and ``report.html``;
-        nothing is written when None.
     strict : bool
         Error when a case is missing on one side (default: list it and leave it out).
     label_any : bool
         Treat every value > 0 as lesion (default: labels other than 0/1 are an error).
     ba_transform : {"none", "log", "cbrt"}
         Scale of the Bland-Altman volume analysis.
-    overlay_cases : sequence of str, optional
-        Cases for the overlay figure (default: best, median and worst Dice of the first method).
-    image_dir : str or Path, optional
-        Folder with DWI images for overlay backgrounds (default: look for them beside the reference masks).
-    log_axes : bool
-        Logarithmic axes for the volume scatter plot.
     cohort_column, clinical_id : str, optional
         Cohort and identifier columns of the clinical table.
-    figures : bool
-        Draw the figures (PNG files and the images of the HTML report).
     log : callable, optional
-        Receives one-line messages (cases missing on one side, progress).
+        Receives one-line messages (cases missing on one side).
+    progress : callable, optional
+        Called as ``progress("reading masks", i, n)`` after each case is read and scored.
 
     Returns
     -------
     EvaluationResult
+        Nothing is written: pass the result to :func:`infarctsam.report.write_report` for the files.
 
     Raises
     ------
@@ -243,16 +232,12 @@ def evaluate(
     for line in pairing.missing_lines():
         if log is not None:
             log(line)
-    if overlay_cases:
-        unknown = [c for c in overlay_cases if c not in pairing.cases]
-        if unknown:
-            raise InputError(f"--cases: not among the evaluated cases: {', '.join(unknown[:10])}")
     clinical_df = None
     if clinical is not None:
         from infarctsam.evaluate.clinical import read_clinical
 
         clinical_df = read_clinical(clinical)
-    frame = compute_cases(pairing, methods, label_any=label_any)
+    frame = compute_cases(pairing, methods, label_any=label_any, progress=progress)
     stats = [method_stats(frame[frame["method"] == m], m, ba_transform) for m in methods]
     comparisons = compare_methods(frame, methods)
     table = None
@@ -268,16 +253,8 @@ def evaluate(
         "label_any": label_any,
         "software": {"infarctsam": __version__},
     }
-    result = EvaluationResult(
+    return EvaluationResult(
         cases=frame, summary=summary_dict(len(pairing.cases), stats, comparisons, extra), methods=methods,
         stats=stats, comparisons=comparisons, pairing=pairing, table1=table, gt_root=gt_root,
         pred_roots=dict(zip(methods, pred_roots, strict=True)), ba_transform=ba_transform,
     )
-    if outdir is not None:
-        from infarctsam.report import write_report
-
-        result.outputs = write_report(
-            result, Path(outdir), figures=figures, overlay_cases=list(overlay_cases or []),
-            image_dir=Path(image_dir) if image_dir else None, log_axes=log_axes, label_any=label_any,
-        )
-    return result

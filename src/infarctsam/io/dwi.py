@@ -52,12 +52,16 @@ class DwiInfo:
     b_source: str
 
     def describe(self) -> str:
-        """One human-readable line."""
-        b = "unknown b-value" if self.b_value is None else f"b={self.b_value:g}"
+        """One plain sentence naming the volume(s) used and where the b-value came from."""
+        source = {"bval file": "from the .bval file", "json sidecar": "from the JSON sidecar"}.get(self.b_source,
+                                                                                                  self.b_source)
+        b = "b-value not recorded in the input" if self.b_value is None else f"b = {self.b_value:g} s/mm^2, {source}"
         if self.n_volumes == 1:
-            return f"3D DWI, {b} ({self.b_source})"
-        vols = ", ".join(str(i) for i in self.used_volumes)
-        return f"volume(s) {vols} of {self.n_volumes}, {b} ({self.b_source})"
+            return f"the single 3D volume ({b})"
+        vols = ", ".join(str(i + 1) for i in self.used_volumes)
+        if len(self.used_volumes) == 1:
+            return f"volume {vols} of {self.n_volumes} ({b})"
+        return f"volumes {vols} of {self.n_volumes}, combined as their geometric mean (trace image; {b})"
 
 
 def sidecar(path: Path, suffix: str) -> Path | None:

@@ -94,7 +94,7 @@ def load_litemedsam_start(model: Any) -> dict[str, Any]:
 
 def load_sam2_checkpoint(model: Any, path: str | Path) -> dict[str, Any]:
     """Load a SAM 2.1 / MedSAM2 ``.pt`` into the SAM 2 part of a Hiera-backbone model (``strict=True``)."""
-    from infarctsam.api import file_sha256
+    from infarctsam.io.hashing import file_sha256
     from infarctsam.model.checkpoint import compare_state_dict, read_torch_checkpoint
 
     state = read_torch_checkpoint(path)

@@ -12,13 +12,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from infarctsam.model.config import ModelConfig
 from infarctsam.preprocess.pipeline import Preprocessed
 from infarctsam.preprocess.slices import SliceGrid
+
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -36,12 +40,15 @@ class PredictorOptions:
     runtime : str
         Image encoder runtime: ``torch``, ``onnx`` (ONNX Runtime, litemedsam backbone on CPU) or ``auto`` (ONNX
         Runtime when installed and applicable).
+    onnx_cache : str or Path or None
+        Folder for the exported ONNX encoder (``"default"``: ``~/.cache/infarctsam/onnx``; None: memory only).
     """
 
     batch_size: int = 8
     device: str = "cpu"
     bf16: bool = False
     runtime: str = "auto"
+    onnx_cache: str | Path | None = "default"
 
 
 def brain_slices(brain: np.ndarray, min_voxels: int = 10, min_fraction: float = 0.03) -> np.ndarray:
@@ -75,7 +82,8 @@ class VolumePredictor:
         if self._use_onnx():
             from infarctsam.model.onnx_trunk import OnnxTrunk
 
-            self._onnx = OnnxTrunk(model.sam.image_encoder.trunk, config.image_size, threads=torch.get_num_threads())
+            self._onnx = OnnxTrunk(model.sam.image_encoder.trunk, config.image_size, threads=torch.get_num_threads(),
+                                     cache_dir=self.options.onnx_cache)
 
     def _use_onnx(self) -> bool:
         from infarctsam.model.onnx_trunk import onnxruntime_available
@@ -97,42 +105,53 @@ class VolumePredictor:
         stacks = [grid.to_stack(channels[c][:, :, zs]) for c in range(channels.shape[0])]
         return np.stack(stacks, axis=1), grid, zs
 
-    def predict(self, case: Preprocessed) -> np.ndarray:
-        """Lesion probability on the canonical grid of ``case`` (float32 in [0, 1])."""
+    def predict(self, case: Preprocessed, progress: Progress | None = None) -> np.ndarray:
+        """Lesion probability on the canonical grid of ``case`` (float32 in [0, 1]); ``progress(stage, done, total)``
+        is told of each batch of slices encoded and of the decoding."""
         images, grid, zs = self.slice_images(case)
         out = np.zeros(case.dwi.shape, dtype=np.float32)
         if zs.size == 0:
             return out
-        probs = self.predict_stack(images)
+        probs = self.predict_stack(images, progress)
         vol = grid.to_volume(probs)
         out[:, :, zs] = np.clip(vol, 0.0, 1.0)
         return out
 
-    def predict_stack(self, images: np.ndarray) -> np.ndarray:
+    def predict_stack(self, images: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Probabilities ``(n, S, S)`` for a stack of consecutive model input slices ``(n, 3, S, S)``."""
         import torch
 
         with torch.inference_mode():
-            feats = self.encode(torch.from_numpy(np.ascontiguousarray(images)).to(self.device))
+            feats = self.encode(torch.from_numpy(np.ascontiguousarray(images)).to(self.device), progress)
+            if progress is not None:
+                progress("decoding slices with memory", 0, 0)
             return decode_volume(self.model, feats, self.config.bidirectional,
                                  self.config.memory_scope == "all").cpu().numpy()
 
-    def encode(self, images):
+    def encode(self, images, progress: Progress | None = None):
         """Encode all slices in batches; returns one :class:`FrameFeatures` for the whole stack."""
         import torch
 
         from infarctsam.model.sam2 import FrameFeatures
 
+        n, step = images.shape[0], self.options.batch_size
         if self._onnx is not None:
-            emb = torch.from_numpy(self._onnx(images.cpu().numpy(), self.options.batch_size))
-            return self.model.features_from_embedding(emb, images)
+            host = images.cpu().numpy()
+            chunks = []
+            for i in range(0, n, step):
+                chunks.append(self._onnx(host[i: i + step], step))
+                if progress is not None:
+                    progress("encoding slices", min(i + step, n), n)
+            return self.model.features_from_embedding(torch.from_numpy(np.concatenate(chunks)), images)
         parts = []
         use_bf16 = self.options.bf16
-        for i in range(0, images.shape[0], self.options.batch_size):
-            batch = images[i: i + self.options.batch_size]
+        for i in range(0, n, step):
+            batch = images[i: i + step]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 f = self.model.encode(batch)
             parts.append(f)
+            if progress is not None:
+                progress("encoding slices", min(i + step, n), n)
         high = None
         if parts[0].high_res is not None:
             high = tuple(torch.cat([p.high_res[k].float() for p in parts]) for k in range(2))

@@ -29,21 +29,49 @@ def make_figures(result: EvaluationResult, overlay_cases: list[str] | None = Non
     return [f for f in figs if f is not None]
 
 
-def write_report(result: EvaluationResult, outdir: Path, figures: bool = True, overlay_cases: list[str] | None = None,
-                 image_dir: Path | None = None, log_axes: bool = False, label_any: bool = False) -> dict[str, Path]:
-    """Write every output into ``outdir`` and return ``{name: path}``.
+def write_report(result: EvaluationResult, outdir: str | Path, figures: bool = True,
+                 overlay_cases: list[str] | None = None, image_dir: str | Path | None = None,
+                 log_axes: bool = False) -> dict[str, Path]:
+    """Render an evaluation into ``outdir``: ``cases.csv``, ``summary.json``, ``summary.md``, figures, ``report.html``.
+
+    Parameters
+    ----------
+    result : EvaluationResult
+        What :func:`infarctsam.evaluate.evaluate` returned.
+    outdir : str or Path
+        Output folder (created when the first file is written).
+    figures : bool
+        Draw the figures (PNG files and the images of the HTML report).
+    overlay_cases : list of str, optional
+        Cases for the overlay figure (default: best, median and worst Dice of the first method).
+    image_dir : str or Path, optional
+        Folder with DWI images for overlay backgrounds (default: look for them beside the reference masks).
+    log_axes : bool
+        Logarithmic axes for the volume scatter plot.
+
+    Returns
+    -------
+    dict
+        Output name -> path of every file written.
 
     Raises
     ------
+    InputError
+        An overlay case that was not evaluated.
     OutputError
         The folder cannot be created or written.
     """
-    from infarctsam.errors import OutputError
+    from infarctsam.errors import InputError, OutputError
     from infarctsam.io.atomic import atomic_path, write_json, write_text
     from infarctsam.report.html import render_html
     from infarctsam.report.markdown import render_markdown
 
     outdir = Path(outdir)
+    unknown = [c for c in overlay_cases or [] if c not in result.pairing.cases]
+    if unknown:
+        raise InputError(f"--cases: not among the evaluated cases: {', '.join(unknown[:10])}")
+    label_any = bool(result.summary.get("label_any", False))
+    image_dir = Path(image_dir) if image_dir else None
     if outdir.exists() and not outdir.is_dir():
         raise OutputError(f"output path {outdir} exists and is not a folder")
     outputs: dict[str, Path] = {}

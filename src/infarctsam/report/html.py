@@ -118,13 +118,15 @@ def render_html(result: EvaluationResult, figures: Sequence[ReportFigure]) -> st
     h, rows = table2(result)
     parts.append(html_table(h, rows, "Table 2. Agreement of each method with the reference masks", "table2"))
     h, rows = comparison_table(result)
+    number = 3
     if rows:
+        number += 1
         parts.append(html_table(h, rows, "Table 3. Paired comparison of per-case Dice (two-sided Wilcoxon "
                                 "signed-rank test)", "comparisons"))
     else:
         parts.append('<p class="meta" id="comparisons-none">One method only: no paired comparison.</p>')
     h, rows = bland_altman_table(result)
-    parts.append(html_table(h, rows, "Table 4. Bland-Altman analysis of infarct volume", "bland-altman"))
+    parts.append(html_table(h, rows, f"Table {number}. Bland-Altman analysis of infarct volume", "bland-altman"))
     if figures:
         parts.append("<h3>Figures</h3>")
         parts.append('<div class="figures">' + "".join(figure_html(f, i) for i, f in enumerate(figures, 1)) + "</div>")

@@ -73,6 +73,9 @@ class DaskExecutor:
     """
 
     def __init__(self, scheduler: str, spec: EngineSpec, allowed_failures: int = LOCAL_ALLOWED_FAILURES) -> None:
+        from infarctsam.extras import require_extra
+
+        require_extra("dask", "--scheduler")
         import dask
         from dask.distributed import Client, LocalCluster
 

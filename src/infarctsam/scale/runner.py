@@ -113,6 +113,7 @@ def run_batch(
     engine_factory: Callable[[], Engine] | None = None,
     summary_every_s: float = 2.0,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> BatchReport:
     """Segment every case of a dataset root or case list.
 
@@ -140,6 +141,8 @@ def run_batch(
         Minimum interval between incremental rewrites of the summary CSV.
     on_record : callable, optional
         Called with each case's record as it arrives (after the log and summary are updated).
+    cache_dir : str or Path, optional
+        Folder for the exported ONNX image encoder (default ``~/.cache/infarctsam/onnx``).
 
     Returns
     -------
@@ -164,7 +167,8 @@ def run_batch(
     items = select_shard(planned, *shard) if shard else planned
     check_writable(outdir)  # nothing is created before the engine is built
     review = decisions_beside(outdir)  # the review page's decisions, added to the summary CSV
-    spec = EngineSpec(engine, None if weights is None else str(weights), device, engine_factory)
+    spec = EngineSpec(engine, None if weights is None else str(weights), device, engine_factory,
+                      cache_dir=None if cache_dir is None else str(Path(cache_dir).absolute()))
     opts = CaseOptions(str(outdir), bids=bids, save_probability=save_probability, qc=qc, force=force,
                        run_id=uuid.uuid4().hex[:12])
     if scheduler:

@@ -52,6 +52,8 @@ class EngineSpec:
         ignored.
     threads : int, optional
         torch threads per process (set when several worker processes share one machine).
+    cache_dir : str, optional
+        Folder for the exported ONNX image encoder (default ``~/.cache/infarctsam/onnx``).
     """
 
     name: str = "auto"
@@ -59,6 +61,7 @@ class EngineSpec:
     device: str = "cpu"
     factory: Callable[[], Engine] | None = None
     threads: int | None = None
+    cache_dir: str | None = None
 
     def key(self) -> tuple[Any, ...]:
         """Cache key of the engine this spec builds."""
@@ -106,7 +109,8 @@ def get_engine(spec: EngineSpec) -> Engine:
             else:
                 from infarctsam.engines import load_engine
 
-                engine = load_engine(spec.name, weights=spec.weights, device=spec.device)
+                engine = load_engine(spec.name, weights=spec.weights, device=spec.device,
+                                     cache_dir=spec.cache_dir)
             if spec.threads and "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(int(spec.threads))
             _ENGINES[key] = engine
@@ -126,8 +130,8 @@ def now_iso() -> str:
 
 def input_hashes(planned: PlannedCase) -> dict[str, str | None]:
     """sha256 of the case's DWI and ADC (``None`` for an absent ADC)."""
-    from infarctsam.api import file_sha256
     from infarctsam.errors import InputError
+    from infarctsam.io.hashing import file_sha256
     from infarctsam.io.safety import check_input_path
 
     out: dict[str, str | None] = {}

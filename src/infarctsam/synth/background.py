@@ -13,7 +13,7 @@ already in the image would be unlabelled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -22,10 +22,8 @@ from infarctsam.io.volume import Volume
 from infarctsam.synth import contrast, geometry
 from infarctsam.synth.config import ADC_UNITS, PhantomConfig
 from infarctsam.synth.library import MNI_AFFINE, LesionSample
+from infarctsam.synth.result import Phantom, assemble_phantom
 from infarctsam.synth.template import Template, load_template
-
-if TYPE_CHECKING:
-    from infarctsam.synth.phantom import Phantom
 
 
 def derive_brain_mask(dwi: np.ndarray) -> np.ndarray:
@@ -102,8 +100,6 @@ def paint_background(rng: np.random.Generator, seed: int, cfg: PhantomConfig,
                      lesions: list[tuple[LesionSample, contrast.LesionContrast]], background: Volume,
                      background_adc: Volume | None, background_brain: Volume | np.ndarray | None) -> Phantom:
     """Implementation of :func:`infarctsam.synth.make_phantom` with a real background."""
-    from infarctsam.synth.phantom import _assemble
-
     dwi = np.asarray(background.data, dtype=np.float32)
     if dwi.ndim != 3:
         raise InputError(f"background DWI must be 3D (the b=1000 trace), got shape {dwi.shape}")
@@ -153,7 +149,8 @@ def paint_background(rng: np.random.Generator, seed: int, cfg: PhantomConfig,
         "adc_to_1e-6": ADC_UNITS_TO_1E6[unit], "shape": list(grid.shape), "spacing_mm": list(grid.spacing),
         "b_value": float(background.meta.get("b_value") or 1000.0),
     }
-    ph = _assemble(background.affine, dwi_out.astype(np.float32), adc_out.astype(np.float32), lesion, brain, meta)
+    ph = assemble_phantom(background.affine, dwi_out.astype(np.float32), adc_out.astype(np.float32), lesion, brain,
+                          meta)
     for vol in (ph.dwi, ph.adc, ph.lesion, ph.brain):
         vol.header = background.header
     return ph

@@ -15,6 +15,7 @@ Case ``i`` of a cohort depends only on ``(seed, i)``, so a larger cohort with th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def synthetic_participant(rng: np.random.Generator, donor: dict[str, Any] | None
 
 
 def write_cohort(outdir: str | Path, n: int, seed: int, config: PhantomConfig | None = None, layout: str = "bids",
-                 library: LesionLibrary | None = None, write_brain: bool = False) -> list[dict[str, Any]]:
+                 library: LesionLibrary | None = None, write_brain: bool = False,
+                 progress: Callable[[str, int, int], None] | None = None) -> list[dict[str, Any]]:
     """Generate ``n`` phantoms and write them as a dataset.
 
     Parameters
@@ -73,6 +75,8 @@ def write_cohort(outdir: str | Path, n: int, seed: int, config: PhantomConfig | 
         Lesion shapes (default: bundled).
     write_brain : bool
         Also write each case's brain mask (``_brainmask`` beside the lesion mask).
+    progress : callable, optional
+        Called as ``progress(stage, done, total)``: once while the lesion library loads, then after each case.
 
     Returns
     -------
@@ -86,6 +90,8 @@ def write_cohort(outdir: str | Path, n: int, seed: int, config: PhantomConfig | 
     if n < 1:
         raise ConfigError(f"cohort size must be at least 1, got {n}")
     out = Path(outdir)
+    if progress is not None:
+        progress("loading the lesion library and template", 0, 0)
     lib = library if library is not None else LesionLibrary.bundled()
     width = max(3, len(str(n)))
     manifest: list[dict[str, Any]] = []
@@ -104,6 +110,8 @@ def write_cohort(outdir: str | Path, n: int, seed: int, config: PhantomConfig | 
                  "adc_unit": ph.meta["adc_unit"], "spacing_mm": ph.meta["spacing_mm"], "shape": ph.meta["shape"],
                  "skull_stripped": ph.meta.get("skull_stripped"), "meta": ph.meta}
         manifest.append(entry)
+        if progress is not None:
+            progress("writing cases", i + 1, n)
     write_text(out / "participants.tsv", "participant_id\tage\tsex\tnihss\n" + "\n".join(rows) + "\n")
     if layout == "bids":
         desc = {"Name": "infarctsam synthetic DWI/ADC stroke cohort", "BIDSVersion": "1.8.0", "DatasetType": "raw",

@@ -2,9 +2,10 @@
 
 Each entry is one binary infarct mask drawn on b=1000 DWI by the Stroke Outcome Optimization Project and warped to
 MNI space (1 mm, grid 157x189x136). A small subset ships inside the package (:meth:`LesionLibrary.bundled`); the full
-set of 1,448 can be read from the SOOP folder (:meth:`LesionLibrary.from_folder`). Masks are stored as packed bits of
-their bounding-box crop plus the crop's offset on the MNI grid, with the dominant arterial territory (from the
-ArterialAtlas, label of most voxels) and, where the SOOP table has them, the donor's age, sex and NIHSS.
+set of 1,448 can be read from the SOOP folder (:func:`infarctsam.synth.library_build.library_from_folder`). Masks are
+stored as packed bits of their bounding-box crop plus the crop's offset on the MNI grid, with the dominant arterial
+territory (from the ArterialAtlas, label of most voxels) and, where the SOOP table has them, the donor's age, sex
+and NIHSS.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ class LesionSample:
 class LesionLibrary:
     """Packed infarct masks with volume, territory and donor data.
 
-    Build one with :meth:`bundled`, :meth:`from_folder` or :meth:`load`; draw lesions with :meth:`sample`.
+    Build one with :meth:`bundled`, :meth:`load` or :func:`infarctsam.synth.library_build.library_from_folder`; draw
+    lesions with :meth:`sample`.
     """
 
     def __init__(self, ids: np.ndarray, offsets: np.ndarray, shapes: np.ndarray, starts: np.ndarray,
@@ -175,30 +177,6 @@ class LesionLibrary:
         donors = {k: arrays[f"donor_{k}"] for k in ("age", "sex", "nihss") if f"donor_{k}" in arrays}
         return cls(arrays["ids"], arrays["offsets"], arrays["shapes"], arrays["starts"], arrays["bits"],
                    arrays["n_voxels"], arrays["territory"], arrays.get("weight"), donors, info)
-
-    @classmethod
-    def from_folder(cls, path: str | Path, cache: str | Path | None = None, plausible_only: bool = True,
-                    workers: int = 2) -> LesionLibrary:
-        """Read every SOOP mask of a folder (``lesions/*.nii.gz`` plus the atlas and participants table).
-
-        Reading 1,448 masks takes about a minute; give ``cache`` (an ``.npz`` path) to save the packed result and
-        reuse it on later calls with the same folder contents.
-
-        Parameters
-        ----------
-        path : str or Path
-            The ``soop-lesions-mni`` folder (or its ``lesions`` subfolder).
-        cache : str or Path, optional
-            Packed copy to read if it matches the folder, written otherwise.
-        plausible_only : bool
-            Drop masks larger than 500 mL or with less than 80 % of their voxels inside the template brain
-            (registration failures).
-        workers : int
-            Threads reading files.
-        """
-        from infarctsam.synth.library_build import read_soop_folder
-
-        return read_soop_folder(cls, Path(path), cache, plausible_only, workers)
 
     def save(self, path: str | Path) -> Path:
         """Write the library as one compressed ``.npz`` (atomic)."""

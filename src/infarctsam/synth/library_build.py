@@ -12,14 +12,11 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from infarctsam.errors import InputError
-
-if TYPE_CHECKING:
-    from infarctsam.synth.library import LesionLibrary
+from infarctsam.synth.library import MNI_AFFINE, MNI_SHAPE, LesionLibrary, territory_group
 
 ATLAS_FILE = "ArterialAtlas136.nii.gz"
 PARTICIPANTS_FILE = "participants.tsv"
@@ -46,7 +43,6 @@ def _subject_id(path: Path) -> str:
 def _read_mask(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     import nibabel as nib
 
-    from infarctsam.synth.library import MNI_AFFINE, MNI_SHAPE
 
     try:
         img = nib.load(str(path))
@@ -70,9 +66,27 @@ def _folder_key(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def read_soop_folder(cls: type[LesionLibrary], folder: Path, cache: str | Path | None, plausible_only: bool,
-                     workers: int) -> LesionLibrary:
-    """Implementation of :meth:`LesionLibrary.from_folder`."""
+def library_from_folder(path: str | Path, cache: str | Path | None = None, plausible_only: bool = True,
+                        workers: int = 2) -> LesionLibrary:
+    """Read every SOOP mask of a folder (``lesions/*.nii.gz`` plus the atlas and participants table).
+
+    Reading 1,448 masks takes about a minute; give ``cache`` (an ``.npz`` path) to save the packed result and
+    reuse it on later calls with the same folder contents.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``soop-lesions-mni`` folder (or its ``lesions`` subfolder).
+    cache : str or Path, optional
+        Packed copy to read if it matches the folder, written otherwise.
+    plausible_only : bool
+        Drop masks larger than 500 mL or with less than 80 % of their voxels inside the template brain
+        (registration failures).
+    workers : int
+        Threads reading files.
+    """
+    folder = Path(path)
+    cls = LesionLibrary
     import nibabel as nib
 
     if not folder.is_dir():
@@ -151,7 +165,6 @@ def _number(value: object) -> float:
 
 def _template_brain_on_mni_grid() -> np.ndarray:
     """The template brain mask resampled (integer index shift) onto the SOOP MNI grid."""
-    from infarctsam.synth.library import MNI_AFFINE, MNI_SHAPE
     from infarctsam.synth.template import grid_index_map, load_template
 
     tpl = load_template()
@@ -171,7 +184,6 @@ def select_bundled_subset(lib: LesionLibrary, n: int = 160, min_ml: float = 0.02
     half follow the library's own volume quantiles; within each stratum the entry whose territory group is rarest
     so far is taken. Returns positions in ``lib``.
     """
-    from infarctsam.synth.library import territory_group
 
     rng = np.random.default_rng(seed)
     vol = lib.volumes_ml
@@ -212,9 +224,7 @@ def natural_weights(full_volumes_ml: np.ndarray, subset_volumes_ml: np.ndarray, 
 def build_bundled(folder: str | Path, out: str | Path, n: int = 160, seed: int = 0,
                   cache: str | Path | None = None) -> Path:
     """Read the SOOP folder (or its ``cache``), choose the spanning subset and write the bundled ``.npz``."""
-    from infarctsam.synth.library import LesionLibrary
-
-    full = LesionLibrary.from_folder(folder, cache=cache)
+    full = library_from_folder(folder, cache=cache)
     idx = select_bundled_subset(full, n=n, seed=seed)
     sub = full.subset(idx, weight=natural_weights(full.volumes_ml, full.volumes_ml[idx]))
     sub.info = {**full.info, "source": "SOOP (OpenNeuro ds004889 v1.1.2) lesion masks in MNI space",

@@ -10,7 +10,6 @@ is exactly its voxel count times the voxel volume. Everything is drawn from ``nu
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,63 +18,8 @@ from infarctsam.io.volume import Volume
 from infarctsam.synth import acquisition, contrast, geometry
 from infarctsam.synth.config import PhantomConfig
 from infarctsam.synth.library import MNI_AFFINE, LesionLibrary, LesionSample, territory_group, territory_side
+from infarctsam.synth.result import Phantom, SourceMaps, assemble_phantom
 from infarctsam.synth.template import load_template
-
-
-@dataclass
-class SourceMaps:
-    """The 1 mm phantom before acquisition (kept on request, for checks).
-
-    Attributes
-    ----------
-    affine : numpy.ndarray
-        Voxel-to-MNI affine of the box.
-    label : numpy.ndarray
-        bool labelled infarct (before blurring and acquisition).
-    tissue, csf : numpy.ndarray
-        GM + WM and CSF fractions (after atrophy).
-    dwi, adc : numpy.ndarray
-        Clean DWI (WM = 1) and ADC (1e-6 mm^2/s).
-    """
-
-    affine: np.ndarray
-    label: np.ndarray
-    tissue: np.ndarray
-    csf: np.ndarray
-    dwi: np.ndarray
-    adc: np.ndarray
-
-
-@dataclass
-class Phantom:
-    """One synthetic case; all four volumes share the output grid.
-
-    Attributes
-    ----------
-    dwi : Volume
-        b=1000 trace DWI, float32, arbitrary scale.
-    adc : Volume
-        ADC in ``meta['adc_unit']``.
-    lesion : Volume
-        uint8 infarct mask.
-    brain : Volume
-        uint8 brain mask.
-    meta : dict
-        JSON-ready facts: ``seed``, ``lesion_ids``, ``lesions`` (territory, MNI volume, DWI/ADC ratios),
-        ``lesion_volume_ml`` (mask voxels x voxel volume, exactly), ``lesion_volume_ml_1mm`` (the 1 mm label scaled
-        by the head size, before acquisition), ``tissue`` contrasts, ``snr``, ``dwi_scale``, ``spacing_mm``,
-        ``slice_thickness_mm``, ``adc_unit`` and ``adc_to_1e-6`` (multiply stored ADC by it to get 1e-6 mm^2/s),
-        ``skull_stripped``, ``world_to_mni`` (4x4, head pose only: the smooth deformation is not included).
-    source : SourceMaps or None
-        The 1 mm phantom, when asked for.
-    """
-
-    dwi: Volume
-    adc: Volume
-    lesion: Volume
-    brain: Volume
-    meta: dict[str, Any] = field(default_factory=dict)
-    source: SourceMaps | None = None
 
 
 def make_phantom(seed: int, config: PhantomConfig | None = None, library: LesionLibrary | None = None,
@@ -225,7 +169,7 @@ def _template_phantom(rng: np.random.Generator, seed: int, cfg: PhantomConfig, l
         shift = np.eye(4)
         shift[:3, 3] = lo
         source = SourceMaps(tpl.affine @ shift, label, gm + wm, csf, dwi_src, adc_src)
-    return _assemble(grid.affine, dwi_out, adc_out, lesion, brain, meta, source)
+    return assemble_phantom(grid.affine, dwi_out, adc_out, lesion, brain, meta, source)
 
 
 def _lesion_meta(lesion: LesionSample, con: contrast.LesionContrast) -> dict[str, Any]:
@@ -242,15 +186,3 @@ def _paste(dst: np.ndarray, dst_lo: np.ndarray, src: np.ndarray, src_lo: np.ndar
     d = tuple(slice(int(a - b), int(c - b)) for a, b, c in zip(lo, dst_lo, hi, strict=True))
     s = tuple(slice(int(a - b), int(c - b)) for a, b, c in zip(lo, src_lo, hi, strict=True))
     dst[d] |= src[s]
-
-
-def _assemble(affine: np.ndarray, dwi: np.ndarray, adc: np.ndarray, lesion: np.ndarray, brain: np.ndarray,
-              meta: dict[str, Any], source: SourceMaps | None = None) -> Phantom:
-    aff = np.asarray(affine, dtype=np.float64)
-    unit = meta.get("adc_unit")
-    return Phantom(
-        dwi=Volume(dwi, aff.copy(), meta={"synthetic": True, "b_value": meta.get("b_value", 1000.0)}),
-        adc=Volume(adc, aff.copy(), meta={"synthetic": True, "adc_unit": unit}),
-        lesion=Volume(lesion.astype(np.uint8), aff.copy(), meta={"synthetic": True}),
-        brain=Volume(brain.astype(np.uint8), aff.copy(), meta={"synthetic": True}),
-        meta=meta, source=source)

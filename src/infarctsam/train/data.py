@@ -112,7 +112,9 @@ class CaseLoader:
                 self._libraries[path] = LesionLibrary.bundled()
             else:
                 cache = None if self.cache_dir is None else self.cache_dir / f"soop_{_stable_seed(path):08x}.npz"
-                self._libraries[path] = LesionLibrary.from_folder(path, cache=cache)
+                from infarctsam.synth.library_build import library_from_folder
+
+                self._libraries[path] = library_from_folder(path, cache=cache)
         return self._libraries[path]
 
     @staticmethod

@@ -82,20 +82,6 @@ def synthetic_cases(net: Any, n_isles: int, n_clinical: int, seed: int, library:
     return out
 
 
-def without_machine_paths(value: Any) -> Any:
-    """A copy of a JSON-like value in which every absolute path is cut to its last two components
-    (``/home/x/data/isles22-sub-strokecase0003`` -> ``data/isles22-sub-strokecase0003``): a model card names its
-    data, not the folders of the machine it was trained on."""
-    if isinstance(value, dict):
-        return {k: without_machine_paths(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [without_machine_paths(v) for v in value]
-    if isinstance(value, str) and (value.startswith("/") or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
-        parts = [p for p in value.replace("\\", "/").split("/") if p]
-        return "/".join(parts[-2:])
-    return value
-
-
 def attach_fusion(weights: str | Path, head: Any, output: str | Path, about: dict[str, Any]) -> Path:
     """Write ``output`` (.safetensors + card): the network tensors of ``weights`` plus the fusion head.
 
@@ -120,14 +106,15 @@ def attach_fusion(weights: str | Path, head: Any, output: str | Path, about: dic
 
     from infarctsam.model.build import FUSION_PREFIX
     from infarctsam.model.weights_format import load_weights, save_weights
+    from infarctsam.train.export import portable_names
 
     state, card = load_weights(weights)
     state = {k: v for k, v in state.items() if not k.startswith(FUSION_PREFIX)}
     state.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in head.to_tensors().items()})
-    training = without_machine_paths({k: v for k, v in (card.training or {}).items() if k != "fusion"})
-    training["fusion"] = without_machine_paths(about)
+    training = portable_names({k: v for k, v in (card.training or {}).items() if k != "fusion"})
+    training["fusion"] = portable_names(about)
     note = "Carries a physics fusion head (DWI/ADC contrast with the network's output)."
     notes = card.notes if note in (card.notes or "") else f"{card.notes or ''} {note}".strip()
-    new_card = card.model_copy(update={"training": training, "base_weights": without_machine_paths(card.base_weights),
+    new_card = card.model_copy(update={"training": training, "base_weights": portable_names(card.base_weights),
                                        "notes": notes})
     return save_weights(output, state, new_card, half=False)

@@ -284,8 +284,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     dict
         Paths of the exported weights and logs, validation metrics, seconds per stage.
     """
+    from infarctsam.extras import require_extra
     from infarctsam.train.export import export_model
 
+    require_extra("train", "infarctsam train")
     trainer = Trainer(cfg, progress=progress)
     if resume:
         trainer.resume()
@@ -302,35 +304,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if trainer.writer is not None:
         trainer.writer.close()
     return result
-
-
-def history_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """First and last logged losses of each stage (for the model card)."""
-    out: dict[str, Any] = {}
-    for stage in (1, 2):
-        rows = [r for r in history if r["stage"] == stage]
-        if rows:
-            out[f"stage{stage}"] = {"first": rows[0], "last": rows[-1], "logged": len(rows)}
-    return out
-
-
-def describe_run(trainer: Trainer) -> dict[str, Any]:
-    """Training facts for the model card: data, stages, time, start weights."""
-    cfg = trainer.cfg
-    kinds: dict[str, int] = {}
-    for s in trainer.train_specs:
-        kinds[s.kind] = kinds.get(s.kind, 0) + 1
-    return {
-        "data": {"train_cases": kinds, "val_cases": len(trainer.val_specs),
-                 "train_slices": len(trainer.train_cache),
-                 "train_lesion_slices": int(trainer.train_cache.lesion_rows.size),
-                 "sources": [d.model_dump() for d in cfg.data]},
-        "stages": {"stage1": cfg.stage1.model_dump(), "stage2": cfg.stage2.model_dump()},
-        "seconds": trainer.state.stage_seconds, "seed": cfg.seed, "world_size": trainer.world,
-        "device": cfg.device, "losses": history_summary(trainer.state.history),
-        "augment": cfg.augment.model_dump(), "machine": f"{platform.machine()} {platform.processor()}".strip(),
-        "torch_threads": torch.get_num_threads(), "config_hash": cfg.data_hash(),
-    }
 
 
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
