@@ -102,7 +102,13 @@ def test_weights_with_a_fusion_head_load_into_the_engine(tmp_path):
     state, new_card = load_weights(fused)  # checksum covers the fusion tensors
     assert {"fusion.with_adc", "fusion.dwi_only"} <= set(state)
     assert new_card.training["fusion"]["cases"] == ["c0"]
-    assert "/" not in str(new_card.base_weights.get("path", ""))[:1]  # no machine paths in the card
+    # machine paths of the network's card are cut to dataset and file names in the new card
+    machine = card.model_copy(update={"training": {"sources": [{"path": "/home/me/data/isles22-0003"}]},
+                                      "base_weights": {"path": "/opt/venv/lib/lite_medsam.pth"}})
+    plain2 = save_weights(tmp_path / "plain2.safetensors", model.state_dict(), machine)
+    card2 = load_weights(attach_fusion(plain2, head, tmp_path / "fused2.safetensors", {"cases": ["c0"]}))[1]
+    assert card2.training["sources"] == [{"path": "isles22-0003"}]
+    assert card2.base_weights == {"path": "lib/lite_medsam.pth"}
     engine = SamEngine.from_weights(fused)
     assert engine.uses_adc and engine.info.config["fusion"] is True
     assert not SamEngine.from_weights(plain).uses_adc
