@@ -10,13 +10,15 @@ from infarctsam.cli.common import echo_err, fail, run
 
 
 def review(
-    inputs: list[Path] = typer.Argument(..., help="Output folder(s) of infarctsam segment (batch or single case) "
-                                        "and/or case JSON files."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="HTML file to write (default: "
+    inputs: list[Path] = typer.Argument(..., metavar="FOLDER_OR_JSON...",
+                                        help="Output folder(s) of infarctsam segment (batch or single case) and/or "
+                                        "case JSON files."),
+    output: Path | None = typer.Option(None, "--output", "-o", metavar="FILE", help="HTML file to write (default: "
                                        "FIRST_FOLDER/review.html); review_files/ is written beside it."),
-    title: str | None = typer.Option(None, "--title", help="Page title (default: the folder name)."),
-    max_side: int = typer.Option(256, "--max-side", min=32, max=1024, help="Largest in-plane size of the slices "
-                                 "kept in the page (larger images are reduced)."),
+    title: str | None = typer.Option(None, "--title", metavar="TEXT", help="Page title (default: the folder name)."),
+    max_side: int = typer.Option(256, "--max-side", min=32, max=1024, metavar="PIXELS",
+                                 help="Largest in-plane size of the slices kept in the page, 32-1024 (larger images "
+                                 "are reduced)."),
 ) -> None:
     """Build a self-contained offline HTML review of segmented cases: a sortable, filterable cohort table (cases with
     warnings first), a slice viewer with the mask over the DWI and ADC, and accept / reject / needs-edit decisions
@@ -40,4 +42,6 @@ def review(
 
 def register(app: typer.Typer) -> None:
     """Add the command to the application."""
-    app.command("review")(review)
+    from infarctsam.cli.common import PlainCommand
+
+    app.command("review", cls=PlainCommand, short_help="Offline QC review page of segmentation results.")(review)
