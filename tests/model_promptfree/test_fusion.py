@@ -84,19 +84,26 @@ def test_head_round_trips_through_tensors_and_checks_shapes():
         FusionHead(np.zeros(3), np.zeros(4))
 
 
-def test_weights_with_a_fusion_head_load_into_the_engine(tmp_path):
-    from infarctsam.engines.sam import SamEngine
-    from infarctsam.io.volume import Volume
-    from infarctsam.model.weights_format import ModelCard, load_weights, save_weights
-    from infarctsam.preprocess import preprocess
-    from infarctsam.train.fusion_data import attach_fusion
+def tiny_weights(tmp_path):
+    """A tiny random-weight network saved in our format: (model, card, path)."""
+    from infarctsam.model.weights_format import ModelCard, save_weights
 
     tiny = ModelConfig(image_size=64)
     torch.manual_seed(0)
     model, _ = build_model(tiny, None)
     card = ModelCard(name="tiny", architecture=ARCHITECTURE, config=tiny.model_dump(), image_size=64,
                      licence="Apache-2.0")
-    plain = save_weights(tmp_path / "plain.safetensors", model.state_dict(), card)
+    return model, card, save_weights(tmp_path / "plain.safetensors", model.state_dict(), card)
+
+
+def test_weights_with_a_fusion_head_load_into_the_engine(tmp_path):
+    from infarctsam.engines.sam import SamEngine
+    from infarctsam.io.volume import Volume
+    from infarctsam.model.weights_format import load_weights, save_weights
+    from infarctsam.preprocess import preprocess
+    from infarctsam.train.fusion_data import attach_fusion
+
+    model, card, plain = tiny_weights(tmp_path)
     head = fit_fusion([shine_through_case(0)], l2=1e-3)
     fused = attach_fusion(plain, head, tmp_path / "fused.safetensors", {"cases": ["c0"]})
     state, new_card = load_weights(fused)  # checksum covers the fusion tensors
@@ -132,14 +139,8 @@ def test_fit_fusion_command_writes_weights_that_segment_uses(tmp_path, phantom_f
     from typer.testing import CliRunner
 
     from infarctsam.cli import app
-    from infarctsam.model.weights_format import ModelCard, save_weights
 
-    tiny = ModelConfig(image_size=64)
-    torch.manual_seed(0)
-    model, _ = build_model(tiny, None)
-    card = ModelCard(name="tiny", architecture=ARCHITECTURE, config=tiny.model_dump(), image_size=64,
-                     licence="Apache-2.0")
-    plain = save_weights(tmp_path / "plain.safetensors", model.state_dict(), card)
+    model, card, plain = tiny_weights(tmp_path)
     dwi, adc, _ = phantom_files
     runner = CliRunner()
     res = runner.invoke(app, ["fit-fusion", str(plain), "--data", str(dwi.parent), "-o",

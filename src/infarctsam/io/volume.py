@@ -128,7 +128,7 @@ def read_volume(path: str | Path) -> Volume:
                 vol = _read_nifti(path)
             elif suffix in ITK_SUFFIXES:
                 vol = _read_itk(path)
-            elif _looks_like_dicom(path):
+            elif looks_like_dicom(path):
                 vol = _read_dicom_series(path.parent)
             else:
                 raise InputError(
@@ -192,7 +192,8 @@ def _read_itk(path: Path) -> Volume:
     return vol
 
 
-def _looks_like_dicom(path: Path) -> bool:
+def looks_like_dicom(path: Path) -> bool:
+    """True when ``path`` has the DICOM preamble magic (``DICM`` at byte 128)."""
     try:
         with path.open("rb") as fh:
             fh.seek(128)

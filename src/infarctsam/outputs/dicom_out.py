@@ -311,15 +311,10 @@ def dicom_outputs(series: str | Path, mask: np.ndarray, affine: np.ndarray, repo
 
 def is_dicom_input(path: str | Path) -> bool:
     """True when ``path`` is a DICOM series: a folder, or a DICOM file (its folder is the series)."""
+    from infarctsam.io.volume import looks_like_dicom
+
     path = Path(path)
-    if path.is_dir():
-        return True
-    try:
-        with path.open("rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
+    return path.is_dir() or looks_like_dicom(path)
 
 
 def case_dicom_files(dwi: str | Path, reference_series: str | Path | None, mask: np.ndarray, affine: np.ndarray,
