@@ -98,6 +98,12 @@ def test_output_in_the_images_folder_never_overwrites_an_input_batch(tmp_path):
     assert sorted(p.name for p in listing.parent.iterdir()) == ["infarctsam_summary.csv"]
 
 
+def _default_sigint() -> None:
+    """A child started from a background job inherits an ignored SIGINT (POSIX shells do that to asynchronous
+    commands); give it the default disposition, as an interactive user's process has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 SINGLE_SCRIPT = """
 import os, signal, sys
 import infarctsam.outputs.case as case_module
@@ -122,7 +128,8 @@ def test_signal_during_a_single_case_leaves_nothing(tmp_path, sig):
     for out in (tmp_path / "out", lab):  # a fresh output folder, and the input folder itself
         proc = subprocess.run([sys.executable, "-c", SINGLE_SCRIPT, str(int(sig)), "segment",
                                str(lab / "p2_dwi.nii.gz"), "-o", str(out), "--engine", "threshold"],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": SRC})
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": SRC},
+                              preexec_fn=_default_sigint)
         name = signal.Signals(sig).name
         expected = "error: interrupted" if sig == signal.SIGINT else f"error: interrupted ({name})"
         assert (proc.returncode, proc.stderr.strip()) == (128 + sig, expected), proc.stderr
