@@ -95,7 +95,7 @@ def test_safetensors_round_trip_and_engine(tmp_path, tiny_model):
 
 def test_segment_cli_with_sam_weights(tmp_path, tiny_model):
     from infarctsam.cli import app
-    from infarctsam.model.weights_format import ModelCard, save_weights
+    from infarctsam.model.weights_format import ModelCard, read_card, save_weights
 
     card = ModelCard(name="tiny-cli", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
                      licence="Apache-2.0")
@@ -103,11 +103,14 @@ def test_segment_cli_with_sam_weights(tmp_path, tiny_model):
     dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=(3.0, 3.0, 6.0), scalp=False)
     src = save_nifti(tmp_path / "p_dwi.nii.gz", dwi, np.diag([-3.0, 3.0, 6.0, 1.0]))
     res = CliRunner().invoke(app, ["segment", str(src), "--engine", "sam", "--weights", str(weights), "--no-qc",
-                                   "-o", str(tmp_path / "out")])
+                                   "--cache-dir", str(tmp_path / "onnx"), "-o", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "out" / "p.json").read_text(encoding="utf-8"))
     assert summary["engine"] == "sam" and "tiny-cli" in summary["weights"]
     assert summary["engine_config"]["image_size"] == 64
+    digest = summary["weights"].split("sha256 ")[1].rstrip(")")
+    assert digest == read_card(weights).tensors_sha256 and len(digest) == 64  # not cut to a prefix
+    assert any((tmp_path / "onnx").glob("*.onnx"))  # --cache-dir moved the encoder cache
 
 
 def test_tampered_weights_are_refused(tmp_path, tiny_model):

@@ -1,7 +1,7 @@
 """Atomic file writing: write under a temporary name in the target folder, then rename.
 
 A reader (or a crashed run) never sees a half-written output: either the old file or the complete new one exists.
-Temporary names carry the writer's process id (``.NAME.PID.XXXX.tmpSUFFIX``), so that a rerun can remove what a
+Temporary names carry the writer's process id (``.NAME.PID.<random>.tmpSUFFIX``), so that a rerun can remove what a
 killed writer left (:func:`remove_stale_temps`) without touching the files of a writer that is still running.
 """
 
