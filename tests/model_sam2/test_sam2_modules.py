@@ -68,6 +68,20 @@ def test_rope_preserves_norm_and_is_relative():
     assert abs(dots[0, 1].item() - dots[0, 4].item()) > 1e-3
 
 
+def test_rope_equals_the_rotation_of_each_channel_pair_bit_for_bit():
+    torch.manual_seed(1)
+    angles = axial_rope_angles(8, 4, 4)
+    cos, sin = angles.cos(), angles.sin()
+    x = torch.randn(2, 3, 16, 8)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    expected = torch.empty_like(x)
+    expected[..., 0::2] = even * cos - odd * sin
+    expected[..., 1::2] = even * sin + odd * cos
+    assert torch.equal(apply_rope(x, cos, sin), expected)
+    # angle 0 leaves a vector exactly as it is (how the attention skips its trailing pointer keys)
+    assert torch.equal(apply_rope(x, torch.ones_like(cos), torch.zeros_like(sin)), x)
+
+
 def test_rope_attention_excludes_trailing_keys_and_repeats_frames():
     torch.manual_seed(0)
     attn = RoPEAttention(32, 1, kv_in_dim=8, rope_k_repeat=True).eval()
@@ -75,6 +89,19 @@ def test_rope_attention_excludes_trailing_keys_and_repeats_frames():
     mem = torch.randn(1, 2 * 16 + 3, 8)
     out = attn(q, mem, mem, feat_hw=(4, 4), num_k_exclude_rope=3)
     assert out.shape == (1, 16, 32)
+    # the trailing keys are not rotated: by hand, with the frames rotated and the last 3 keys as they are
+    cos, sin = attn._cos_sin((4, 4), q.device)
+    qh = apply_rope(attn._split(attn.q_proj(q)), cos, sin)
+    kh = attn._split(attn.k_proj(mem))
+    kh = torch.cat([apply_rope(kh[:, :, :32], cos.repeat(2, 1), sin.repeat(2, 1)), kh[:, :, 32:]], dim=2)
+    by_hand = attn.out_proj(torch.softmax(qh @ kh.transpose(-1, -2) / 32 ** 0.5, -1) @ attn._split(attn.v_proj(mem)))
+    assert torch.allclose(out, by_hand.reshape(1, 16, 32), atol=1e-5)
+    # a hidden key (bias -1e9) weighs nothing: the result equals attending without it
+    bias = torch.zeros(1, 36)
+    bias[0, 35] = -1e9
+    padded = torch.cat([mem, torch.randn(1, 1, 8)], dim=1)
+    hidden = attn(q, padded, padded, feat_hw=(4, 4), num_k_exclude_rope=4, key_bias=bias)
+    assert torch.allclose(hidden, out, atol=1e-6)
     with pytest.raises(ValueError):
         attn(q, mem, mem, feat_hw=(4, 4), num_k_exclude_rope=0)  # 35 keys are not whole frames
 

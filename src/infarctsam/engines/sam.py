@@ -32,24 +32,42 @@ class SamEngine(Engine):
     device : str
         ``cpu`` or ``cuda``.
     cache_dir : str or Path, optional
-        Folder for the exported ONNX image encoder (default ``~/.cache/infarctsam/onnx``).
+        Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
+    precision : str
+        ``auto`` (bfloat16 where the CPU runs it natively, else float32), ``fp32`` or ``bf16``; CPU only.
     """
 
     def __init__(self, model: Any, config: Any, weights_info: dict[str, Any], device: str = "cpu",
-                 cache_dir: str | Path | None = None) -> None:
-        from infarctsam.model.predictor import PredictorOptions, VolumePredictor
-
+                 cache_dir: str | Path | None = None, precision: str = "auto") -> None:
         self.config = config
         self.weights_info = weights_info
         self.threshold = config.threshold
         self.min_lesion_ml = config.min_lesion_ml
-        self.predictor = VolumePredictor(model, config, PredictorOptions(device=device,
-                                                                           onnx_cache=cache_dir or "default"))
+        self._model, self._device, self._cache = model, device, cache_dir or "default"
+        self._predictors: dict[tuple[str, str], Any] = {}
+        self.set_runtime("auto", precision)
         self.fusion = weights_info.get("fusion")
+
+    def set_runtime(self, runtime: str = "auto", precision: str = "auto") -> None:
+        """Run the network with another runtime (``auto``, ``openvino``, ``onnx``, ``torch``) and precision
+        (``auto``, ``fp32``, ``bf16``; see :class:`~infarctsam.model.predictor.PredictorOptions`)."""
+        from infarctsam.model.predictor import PredictorOptions, VolumePredictor
+
+        if precision not in ("auto", "fp32", "bf16"):
+            raise WeightsError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
+        key = (runtime, precision)
+        if key not in self._predictors:
+            options = PredictorOptions(device=self._device, runtime=runtime, precision=precision,
+                                       onnx_cache=self._cache)
+            try:
+                self._predictors[key] = VolumePredictor(self._model, self.config, options)
+            except ValueError as exc:
+                raise WeightsError(str(exc)) from exc
+        self.predictor = self._predictors[key]
 
     @classmethod
     def from_weights(cls, weights: str | Path | None = None, device: str = "cpu", image_size: int | None = None,
-                     cache_dir: str | Path | None = None) -> SamEngine:
+                     cache_dir: str | Path | None = None, precision: str = "auto") -> SamEngine:
         """Load the engine from a weights file, or the installed default model when ``weights`` is None."""
         from infarctsam.engines import default_weights_path
         from infarctsam.model.build import build_model
@@ -80,14 +98,15 @@ class SamEngine(Engine):
             size = image_size or report.image_size or 1024
             config = ModelConfig(backbone="sam2.1_hiera_tiny", image_size=size)
             model, info = build_model(config, path)
-        return cls(model, config, info, device=device, cache_dir=cache_dir)
+        return cls(model, config, info, device=device, cache_dir=cache_dir, precision=precision)
 
     @property
     def info(self) -> EngineInfo:
         """Engine name, weights identifier and model configuration."""
         sha = str(self.weights_info.get("sha256", ""))
         name = self.weights_info.get("name", "unknown")
-        config = {**self.config.model_dump(), "fusion": self.fusion is not None}
+        config = {**self.config.model_dump(), "fusion": self.fusion is not None,
+                  "runtime": self.predictor.runtime, "precision": self.predictor.precision}
         return EngineInfo(name="sam", weights=f"{name} (sha256 {sha})" if sha else name, config=config)
 
     @property

@@ -8,15 +8,12 @@ fall back to PyTorch.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-DEFAULT_CACHE = Path.home() / ".cache" / "infarctsam" / "onnx"
+from infarctsam.model.export_cache import cached_export, export_onnx, resolve_cache, weights_key
 
 
 def onnxruntime_available() -> bool:
@@ -24,14 +21,6 @@ def onnxruntime_available() -> bool:
     from importlib.util import find_spec
 
     return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
-
-
-def _weights_key(module, image_size: int, pre_neck: bool) -> str:
-    digest = hashlib.sha256(f"{image_size}-{pre_neck}-{torch.__version__}".encode())
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:24]
 
 
 class TrunkFeatures(torch.nn.Module):
@@ -67,33 +56,15 @@ class OnnxTrunk:
                  cache_dir: Path | str | None = "default") -> None:
         import onnxruntime as ort
 
-        if cache_dir == "default":
-            cache_dir = DEFAULT_CACHE
-        model_bytes = self._model_bytes(trunk, image_size, pre_neck, cache_dir)
+        cache = resolve_cache(cache_dir)
+        key = weights_key(trunk, image_size, pre_neck)
+        model_bytes, _ = cached_export(cache, "tinyvit-pre-neck" if pre_neck else "tinyvit", key,
+                                       lambda: export_trunk(trunk, image_size, pre_neck))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, threads)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
-
-    @staticmethod
-    def _model_bytes(trunk, image_size: int, pre_neck: bool, cache_dir: Path | None) -> bytes:
-        path = None
-        if cache_dir is not None:
-            path = Path(cache_dir) / f"tinyvit-{_weights_key(trunk, image_size, pre_neck)}.onnx"
-            if path.is_file():
-                return path.read_bytes()
-        data = export_trunk(trunk, image_size, pre_neck)
-        if path is not None:
-            try:
-                from infarctsam.io.atomic import atomic_path
-
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(path) as tmp:
-                    tmp.write_bytes(data)
-            except Exception:  # a read-only home folder only costs the export next time
-                pass
-        return data
 
     def __call__(self, images: np.ndarray, batch: int = 8) -> np.ndarray:
         """Features of ``(n, 3, S, S)`` float images, float32."""
@@ -105,12 +76,4 @@ class OnnxTrunk:
 def export_trunk(trunk, image_size: int, pre_neck: bool) -> bytes:
     """Export the trunk (or its pre-neck features) to ONNX bytes with a dynamic batch axis."""
     module = TrunkFeatures(trunk) if pre_neck else trunk
-    module.eval()
-    buf = io.BytesIO()
-    example = torch.zeros(2, 3, image_size, image_size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buf, input_names=["images"], output_names=["features"],
-                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
-    return buf.getvalue()
+    return export_onnx(module, (torch.zeros(2, 3, image_size, image_size),), ["images"], ["features"])

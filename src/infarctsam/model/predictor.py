@@ -36,18 +36,22 @@ class PredictorOptions:
     device : str
         ``cpu`` or ``cuda``.
     bf16 : bool
-        bfloat16 autocast for the image encoder (CPU with AVX-512 BF16 / AMX, or CUDA).
+        bfloat16 autocast for the PyTorch image encoder (CPU with AVX-512 BF16 / AMX, or CUDA).
     runtime : str
-        Image encoder runtime: ``torch``, ``onnx`` (ONNX Runtime, litemedsam backbone on CPU) or ``auto`` (ONNX
-        Runtime when installed and applicable).
+        ``torch``; ``onnx`` (image encoder in ONNX Runtime, the rest in PyTorch); ``openvino`` (encoder and decoder
+        compiled by OpenVINO, :mod:`infarctsam.model.openvino_sam`); ``auto``: ``openvino`` when installed and
+        applicable (litemedsam backbone on CPU), else ``onnx`` when installed and applicable, else ``torch``.
+    precision : str
+        OpenVINO runtime precision: ``auto`` (bf16 where the CPU runs it natively, else fp32), ``fp32``, ``bf16``.
     onnx_cache : str or Path or None
-        Folder for the exported ONNX encoder (``"default"``: ``~/.cache/infarctsam/onnx``; None: memory only).
+        Folder for the exported ONNX parts (``"default"``: ``~/.cache/infarctsam/onnx``; None: memory only).
     """
 
-    batch_size: int = 8
+    batch_size: int = 4
     device: str = "cpu"
     bf16: bool = False
     runtime: str = "auto"
+    precision: str = "auto"
     onnx_cache: str | Path | None = "default"
 
 
@@ -79,20 +83,45 @@ class VolumePredictor:
         self.model = model.to(self.device).eval()
         self.config = config
         self._onnx = None
-        if self._use_onnx():
+        self._openvino = None
+        self.runtime = self._choose_runtime()
+        if self.options.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"unknown precision {self.options.precision!r}")
+        if self.options.precision == "bf16" and self.runtime != "openvino":
+            raise ValueError("bf16 precision needs the openvino runtime (pip install openvino) on CPU")
+        if self.runtime == "openvino":
+            from infarctsam.model.openvino_sam import OpenVinoSam
+
+            self._openvino = OpenVinoSam(self.model, self.options.precision, threads=torch.get_num_threads(),
+                                         cache_dir=self.options.onnx_cache)
+        elif self.runtime == "onnx":
             from infarctsam.model.onnx_trunk import OnnxTrunk
 
             self._onnx = OnnxTrunk(model.sam.image_encoder.trunk, config.image_size, threads=torch.get_num_threads(),
                                      cache_dir=self.options.onnx_cache)
 
-    def _use_onnx(self) -> bool:
+    @property
+    def precision(self) -> str:
+        """Arithmetic of the network: ``fp32`` or ``bf16`` (OpenVINO), ``bf16-autocast`` (PyTorch encoder)."""
+        if self._openvino is not None:
+            return self._openvino.precision
+        return "bf16-autocast" if self.options.bf16 and self.runtime == "torch" else "fp32"
+
+    def _choose_runtime(self) -> str:
         from infarctsam.model.onnx_trunk import onnxruntime_available
+        from infarctsam.model.openvino_sam import openvino_available
 
         runtime = self.options.runtime
+        if runtime not in ("auto", "torch", "onnx", "openvino"):
+            raise ValueError(f"unknown runtime {runtime!r}")
         applicable = not self.config.is_sam2 and self.device.type == "cpu" and not self.options.bf16
-        if runtime == "onnx" and not (applicable and onnxruntime_available()):
-            raise ValueError("the onnx runtime needs onnxruntime and the litemedsam backbone on CPU")
-        return runtime == "onnx" or (runtime == "auto" and applicable and onnxruntime_available())
+        for name, available in (("openvino", openvino_available), ("onnx", onnxruntime_available)):
+            if runtime == name and not (applicable and available()):
+                raise ValueError(f"the {name} runtime needs {'openvino' if name == 'openvino' else 'onnxruntime'} "
+                                 "and the litemedsam backbone on CPU")
+            if runtime in (name, "auto") and applicable and available():
+                return name
+        return "torch"
 
     def slice_images(self, case: Preprocessed) -> tuple[np.ndarray, SliceGrid, np.ndarray]:
         """Model input slices ``(n, 3, S, S)`` of the brain slices, the grid, and the slice indices used."""
@@ -125,7 +154,8 @@ class VolumePredictor:
             feats = self.encode(torch.from_numpy(np.ascontiguousarray(images)).to(self.device), progress)
             if progress is not None:
                 progress("decoding slices with memory", 0, 0)
-            return decode_volume(self.model, feats, self.config.bidirectional,
+            model = self._openvino if self._openvino is not None else self.model
+            return decode_volume(model, feats, self.config.bidirectional,
                                  self.config.memory_scope == "all").cpu().numpy()
 
     def encode(self, images, progress: Progress | None = None):
@@ -135,6 +165,8 @@ class VolumePredictor:
         from infarctsam.model.sam2 import FrameFeatures
 
         n, step = images.shape[0], self.options.batch_size
+        if self._openvino is not None:
+            return self._openvino.encode(images.cpu().numpy(), step, progress)
         if self._onnx is not None:
             host = images.cpu().numpy()
             chunks = []
@@ -163,7 +195,7 @@ class VolumePredictor:
         return decode_stack(self.model, feats, reverse)
 
 
-def decode_single(model, feats, batch: int = 16):
+def decode_single(model, feats, batch: int = 8):
     """Every slice on its own (no memory): probabilities ``(n, S, S)`` and object-score logits ``(n,)``."""
     import torch
 

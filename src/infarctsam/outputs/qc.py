@@ -87,10 +87,8 @@ def render_montage(
     warnings : sequence of str
         Plausibility warnings, one line each, drawn under the title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     pred = lesion > 0
@@ -110,7 +108,9 @@ def render_montage(
     lines = [title, qc_summary_line(pred, spacing, ref), *[f"warning: {w}" for w in warnings]]
     head_h, foot_h = 0.22 * len(lines) + 0.15, 0.35
     fig_h = rows * (panel_h + 0.18) + head_h + foot_h
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * panel_w, fig_h), squeeze=False)
+    fig = Figure(figsize=(cols * panel_w, fig_h))  # no pyplot: no global state, and pyplot's import is slow
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
     fig.patch.set_facecolor("black")
     fig.subplots_adjust(left=0.01, right=0.99, top=1 - head_h / fig_h, bottom=foot_h / fig_h, wspace=0.03,
                         hspace=0.12)
@@ -142,5 +142,4 @@ def render_montage(
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False, labelcolor="white")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, facecolor="black")
-    plt.close(fig)
     return buf.getvalue()

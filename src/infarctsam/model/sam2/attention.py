@@ -43,8 +43,10 @@ class Attention(nn.Module):
         b, n, c = x.shape
         return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout_p if self.training else 0.0)
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, key_bias: Tensor | None = None) -> Tensor:
+        mask = None if key_bias is None else key_bias[:, None, None, :].to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                             dropout_p=self.dropout_p if self.training else 0.0)
         b, h, n, c = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
 
@@ -85,11 +87,18 @@ def axial_rope_angles(head_dim: int, height: int, width: int, theta: float = 100
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate consecutive channel pairs of ``x [..., N, D]`` by angles given as ``cos, sin [N, D // 2]``."""
-    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
-    even, odd = pairs[..., 0], pairs[..., 1]
-    out = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
-    return out.flatten(-2).type_as(x)
+    """Rotate consecutive channel pairs of ``x [..., N, D]`` by angles given as ``cos, sin [N, D // 2]``.
+
+    Written as ``x * cos + swap(x) * sin`` (``swap`` turns each pair ``(a, b)`` into ``(-b, a)``: a gather and a
+    sign) rather than by stacking the two rotated halves: the same float32 result, bit for bit, without the
+    interleaving concatenation or reversed slice that compiled runtimes (OpenVINO) execute slowly.
+    """
+    xf = x.float()
+    dim = x.shape[-1]
+    swap = torch.arange(dim, device=x.device).reshape(-1, 2).flip(-1).flatten()
+    sign = torch.tensor([-1.0, 1.0], device=x.device).repeat(dim // 2)
+    swapped = xf.index_select(-1, swap) * sign
+    return (xf * cos.repeat_interleave(2, dim=-1) + swapped * sin.repeat_interleave(2, dim=-1)).type_as(x)
 
 
 class RoPEAttention(Attention):
@@ -110,6 +119,7 @@ class RoPEAttention(Attention):
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
         self._angle_cache: dict[tuple[int, int, str], tuple[Tensor, Tensor]] = {}
+        self._key_angle_cache: dict[tuple[int, int, int], tuple[Tensor, Tensor]] = {}
 
     def _cos_sin(self, feat_hw: tuple[int, int], device: torch.device) -> tuple[Tensor, Tensor]:
         key = (int(feat_hw[0]), int(feat_hw[1]), str(device))
@@ -119,8 +129,17 @@ class RoPEAttention(Attention):
             self._angle_cache[key] = (angles.cos(), angles.sin())
         return self._angle_cache[key]
 
+    def _key_angles(self, cos: Tensor, sin: Tensor, repeats: int, n_plain: int) -> tuple[Tensor, Tensor]:
+        """Key angles: the query grid's ``repeats`` times, then ``n_plain`` keys left unrotated (angle 0)."""
+        key = (repeats, n_plain, cos.data_ptr())
+        if key not in self._key_angle_cache:
+            plain = cos.new_zeros(n_plain, cos.shape[1])
+            self._key_angle_cache = {key: (torch.cat([cos.repeat(repeats, 1), plain + 1.0]),
+                                           torch.cat([sin.repeat(repeats, 1), plain]))}
+        return self._key_angle_cache[key]
+
     def forward(self, q: Tensor, k: Tensor, v: Tensor, feat_hw: tuple[int, int],
-                num_k_exclude_rope: int = 0) -> Tensor:
+                num_k_exclude_rope: int = 0, key_bias: Tensor | None = None) -> Tensor:
         """Attend with RoPE.
 
         Parameters
@@ -134,6 +153,8 @@ class RoPEAttention(Attention):
             Query grid ``(H, W)``.
         num_k_exclude_rope : int
             Number of trailing keys left unrotated (object pointer tokens).
+        key_bias : Tensor, optional
+            ``[B, Nk]`` added to the attention logits of each key (``-inf`` hides a key: padded memory slots).
 
         Returns
         -------
@@ -147,13 +168,14 @@ class RoPEAttention(Attention):
         if q.shape[-2] != cos.shape[0]:
             raise ValueError(f"RoPE attention: {q.shape[-2]} queries do not match the grid {tuple(feat_hw)}")
         q = apply_rope(q, cos, sin)
-        n_rope = k.shape[-2] - num_k_exclude_rope
+        n_rope = int(k.shape[-2]) - num_k_exclude_rope
         if n_rope > 0:
             if n_rope != q.shape[-2] and not self.rope_k_repeat:
                 raise ValueError("RoPE attention: keys and queries differ in length without rope_k_repeat")
-            repeats, rest = divmod(n_rope, cos.shape[0])
+            repeats, rest = divmod(n_rope, int(cos.shape[0]))
             if rest:
                 raise ValueError("RoPE attention: rotated keys are not a whole number of query grids")
-            k_rot = apply_rope(k[:, :, :n_rope], cos.repeat(repeats, 1), sin.repeat(repeats, 1))
-            k = torch.cat([k_rot, k[:, :, n_rope:]], dim=2)
-        return self._attend(q, k, v)
+            # the trailing keys are "rotated" by angle 0 (cos 1, sin 0), which leaves them exactly as they are
+            cos_k, sin_k = self._key_angles(cos, sin, repeats, num_k_exclude_rope)
+            k = apply_rope(k, cos_k, sin_k)
+        return self._attend(q, k, v, key_bias)

@@ -48,13 +48,14 @@ class MemoryAttentionLayer(nn.Module):
         self.dropout3 = nn.Dropout(dropout)
 
     def forward(self, tgt: Tensor, memory: Tensor, memory_pos: Tensor, feat_hw: tuple[int, int],
-                num_k_exclude_rope: int = 0) -> Tensor:
-        """Update frame tokens ``tgt [B, HW, C]`` with ``memory [B, M, Ckv]`` and its position ``memory_pos``."""
+                num_k_exclude_rope: int = 0, memory_bias: Tensor | None = None) -> Tensor:
+        """Update frame tokens ``tgt [B, HW, C]`` with ``memory [B, M, Ckv]`` and its position ``memory_pos``
+        (``memory_bias [B, M]``: ``-inf`` hides padded memory tokens)."""
         x = self.norm1(tgt)
         tgt = tgt + self.dropout1(self.self_attn(x, x, x, feat_hw=feat_hw))
         x = self.norm2(tgt)
         x = self.cross_attn_image(x, memory + memory_pos, memory, feat_hw=feat_hw,
-                                  num_k_exclude_rope=num_k_exclude_rope)
+                                  num_k_exclude_rope=num_k_exclude_rope, key_bias=memory_bias)
         tgt = tgt + self.dropout2(x)
         x = self.linear2(self.dropout(F.relu(self.linear1(self.norm3(tgt)))))
         return tgt + self.dropout3(x)
@@ -92,7 +93,7 @@ class MemoryAttention(nn.Module):
         self.pos_enc_at_input = pos_enc_at_input
 
     def forward(self, curr: Tensor, curr_pos: Tensor, memory: Tensor, memory_pos: Tensor, feat_hw: tuple[int, int],
-                num_obj_ptr_tokens: int = 0) -> Tensor:
+                num_obj_ptr_tokens: int = 0, memory_bias: Tensor | None = None) -> Tensor:
         """Condition the frame on the memory.
 
         Parameters
@@ -106,6 +107,9 @@ class MemoryAttention(nn.Module):
             Frame grid ``(H, W)``.
         num_obj_ptr_tokens : int
             Number of trailing pointer tokens (not rotated by RoPE).
+        memory_bias : Tensor, optional
+            ``[B, M]`` added to the cross-attention logits: 0 for real memory tokens, ``-inf`` for padding, so that a
+            fixed-size memory layout (compiled runtimes) gives the result of the unpadded memory.
 
         Returns
         -------
@@ -114,5 +118,6 @@ class MemoryAttention(nn.Module):
         """
         out = curr + 0.1 * curr_pos if self.pos_enc_at_input else curr
         for layer in self.layers:
-            out = layer(out, memory, memory_pos, feat_hw, num_k_exclude_rope=num_obj_ptr_tokens)
+            out = layer(out, memory, memory_pos, feat_hw, num_k_exclude_rope=num_obj_ptr_tokens,
+                        memory_bias=memory_bias)
         return self.norm(out)

@@ -1,0 +1,109 @@
+"""The OpenVINO runtime: the same decoding as PyTorch (fp32 to rounding), bf16 close, cache and fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from infarctsam.io.volume import Volume
+from infarctsam.model.build import build_model
+from infarctsam.model.config import ModelConfig
+from infarctsam.model.predictor import PredictorOptions, VolumePredictor, decode_stack
+from infarctsam.preprocess import preprocess
+
+from synthetic_cases import head_phantom
+
+pytest.importorskip("openvino", reason="the openvino runtime is a core dependency; this install lacks it")
+
+TINY = ModelConfig(image_size=64)
+
+
+@pytest.fixture(scope="module")
+def trained_like_model():
+    """A tiny random model whose memory path matters: memory gate open, object scores near zero."""
+    torch.manual_seed(0)
+    model, _ = build_model(TINY, None)
+    with torch.no_grad():
+        model.memory_gate.fill_(1.5)
+        for p in model.stem.parameters():  # the stem's last layers start at zero: give them a voice
+            p.add_(0.05 * torch.randn_like(p))
+        head = model.sam.sam_mask_decoder.pred_obj_score_head
+        last = head.layers[-1] if hasattr(head, "layers") else head
+        last.bias.fill_(0.2)
+    return model.eval()
+
+
+def _case(flip: bool = False):
+    sp = (3.0, 2.5, 6.0)
+    dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
+    affine = np.diag([-sp[0] if flip else sp[0], sp[1], sp[2], 1.0])
+    return preprocess(Volume(dwi, affine))
+
+
+def _predictor(model, runtime, tmp_path, precision="auto"):
+    options = PredictorOptions(runtime=runtime, precision=precision, onnx_cache=tmp_path / "cache")
+    return VolumePredictor(model, TINY, options)
+
+
+def test_fp32_volume_equals_pytorch(trained_like_model, tmp_path):
+    pre = _case(flip=True)
+    reference = _predictor(trained_like_model, "torch", tmp_path).predict(pre)
+    fast = _predictor(trained_like_model, "openvino", tmp_path, "fp32")
+    assert fast.runtime == "openvino" and fast.precision == "fp32"
+    out = fast.predict(pre)
+    assert out.shape == reference.shape
+    assert np.abs(out - reference).max() < 1e-4
+    assert reference.max() > 0.01  # the comparison is not between two empty maps
+
+
+def test_memory_steps_equal_pytorch_with_partial_and_full_memories(trained_like_model, tmp_path):
+    """A pass longer than the memory window: the first slice has no memory, the next ones a growing, then a full
+    memory (2 spatial memories, 7 pointers); the padded layout must give PyTorch's result on every slice."""
+    from infarctsam.model.openvino_sam import OpenVinoSam
+
+    torch.manual_seed(1)
+    images = torch.rand(11, 3, 64, 64)
+    ov = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
+    feats = ov.encode(images.numpy(), batch=4)
+    with torch.no_grad():
+        torch_feats = trained_like_model.encode(images)
+        assert torch.allclose(feats.image_embed, torch_feats.image_embed, atol=1e-4)
+        for reverse in (False, True):
+            expected = decode_stack(trained_like_model, torch_feats, reverse)
+            got = decode_stack(ov, feats, reverse)
+            assert (expected - got).abs().max().item() < 1e-4
+
+
+def test_bf16_is_close_to_fp32(trained_like_model, tmp_path):
+    pre = _case()
+    fp32 = _predictor(trained_like_model, "openvino", tmp_path, "fp32").predict(pre)
+    bf16 = _predictor(trained_like_model, "openvino", tmp_path, "bf16")
+    assert bf16.precision == "bf16"
+    out = bf16.predict(pre)
+    assert np.abs(out - fp32).max() < 0.05
+    assert np.abs(out - fp32).mean() < 0.005
+
+
+def test_exports_are_cached_and_a_corrupt_export_is_replaced(trained_like_model, tmp_path):
+    from infarctsam.model.openvino_sam import OpenVinoSam
+
+    OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
+    exports = sorted((tmp_path / "cache").glob("ov-*.onnx"))
+    assert {p.name.split("-")[1] for p in exports} == {"encoder", "single", "step"}
+    stamps = {p: p.stat().st_mtime_ns for p in exports}
+    OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
+    assert {p: p.stat().st_mtime_ns for p in exports} == stamps  # read again, not exported again
+    exports[0].write_bytes(b"not an onnx file")
+    again = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
+    assert again.encode(np.zeros((1, 3, 64, 64), np.float32)).image_embed.shape == (1, 256, 16, 16)
+    assert exports[0].read_bytes() != b"not an onnx file"
+
+
+def test_runtime_choice_and_refusals(trained_like_model, tmp_path):
+    auto = _predictor(trained_like_model, "auto", tmp_path)
+    assert auto.runtime == "openvino"  # the default where OpenVINO is installed
+    with pytest.raises(ValueError, match="bf16 precision needs the openvino runtime"):
+        _predictor(trained_like_model, "onnx", tmp_path, "bf16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        _predictor(trained_like_model, "openvino", tmp_path, "fp16")
