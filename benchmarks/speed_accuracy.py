@@ -26,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from real_check import labelled_cases  # noqa: I001  (sibling benchmark script)
-
 REFERENCE = "onnx:fp32"
 
 
@@ -89,6 +87,8 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=["openvino:bf16"])
     args = parser.parse_args()
 
+    from real_check import labelled_cases  # the sibling benchmark script (run from benchmarks/ or with it on the path)
+
     from infarctsam.io.volume import read_volume
 
     out = Path(args.out)
@@ -121,7 +121,8 @@ def main() -> None:
             mask, seconds, voxel_ml = runner.mask(paths, runtime)
             row = {"group": group, "case": name, "weights": weights or "shipped", "runtime": runtime,
                    "dice_reference_runtime": round(ref_dice, 4), "dice": round(dice(mask, truth), 4),
-                   "delta_dice": round(dice(mask, truth) - ref_dice, 4), "agreement_dice": round(dice(mask, ref_mask), 4),
+                   "delta_dice": round(dice(mask, truth) - ref_dice, 4),
+                   "agreement_dice": round(dice(mask, ref_mask), 4),
                    "volume_ml_reference_runtime": round(float(ref_mask.sum()) * voxel_ml, 3),
                    "volume_ml": round(float(mask.sum()) * voxel_ml, 3),
                    "seconds_reference_runtime": round(ref_seconds, 2), "seconds": round(seconds, 2)}
@@ -145,7 +146,8 @@ def main() -> None:
                 "cases_beyond_0.01": int((deltas > 0.01).sum()),
                 "mean_dice_reference_runtime": round(float(np.mean([r["dice_reference_runtime"] for r in sel])), 4),
                 "mean_dice": round(float(np.mean([r["dice"] for r in sel])), 4),
-                "mean_seconds_reference_runtime": round(float(np.mean([r["seconds_reference_runtime"] for r in sel])), 2),
+                "mean_seconds_reference_runtime": round(float(np.mean([r["seconds_reference_runtime"]
+                                                                        for r in sel])), 2),
                 "mean_seconds": round(float(np.mean([r["seconds"] for r in sel])), 2)}
     (out / "speed_accuracy.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     for key, value in summary.items():

@@ -161,6 +161,7 @@ def segment(
     dicom_reference: str | Path | None = None,
     cache_dir: str | Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    precision: str = "auto",
 ) -> CaseResult:
     """Segment the infarct on one DWI and write the outputs.
 
@@ -199,10 +200,13 @@ def segment(
         DICOM series the DWI was converted from: a DICOM SEG and SR referencing it are written beside the mask
         (they are written anyway when the DWI itself is a DICOM series; needs the ``dicom`` extra).
     cache_dir : str or Path, optional
-        Folder for the exported ONNX image encoder (default ``~/.cache/infarctsam/onnx``).
+        Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
     progress : callable, optional
         Called as ``progress(stage, done, total)`` at each stage (``total`` 0) and after each batch of slices
         encoded; :class:`infarctsam.cli.progress.StageProgress` prints it on a terminal.
+    precision : str
+        Arithmetic of the ``sam`` engine on CPU: ``auto`` (bfloat16 where the CPU runs it natively: AMX or AVX-512
+        BF16; else float32), ``fp32`` (the reference model's results to float rounding) or ``bf16``.
 
     Returns
     -------
@@ -232,11 +236,12 @@ def segment(
     if not isinstance(engine, Engine):
         say(f"loading the {engine} engine", 0, 0)
     eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device,
-                                                                cache_dir=cache_dir)
+                                                                cache_dir=cache_dir, precision=precision)
     say("brain mask and intensity normalisation", 0, 0)
     pre = preprocess(dwi_vol, adc_vol)
     say(f"segmenting (engine {eng.info.name})", 0, 0)
     prob = eng.predict(pre, progress=progress)
+    say("post-processing: threshold, lesions, inverse resampling", 0, 0)
     mask_c = binarize(prob, pre.brain, eng.threshold, eng.min_lesion_ml, pre.voxel_ml)
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, dwi_vol.voxel_volume_ml)

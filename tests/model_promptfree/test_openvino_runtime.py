@@ -9,7 +9,7 @@ import torch
 from infarctsam.io.volume import Volume
 from infarctsam.model.build import build_model
 from infarctsam.model.config import ModelConfig
-from infarctsam.model.predictor import PredictorOptions, VolumePredictor, decode_stack
+from infarctsam.model.predictor import PredictorOptions, VolumePredictor, decode_volume
 from infarctsam.preprocess import preprocess
 
 from synthetic_cases import head_phantom
@@ -57,22 +57,26 @@ def test_fp32_volume_equals_pytorch(trained_like_model, tmp_path):
     assert reference.max() > 0.01  # the comparison is not between two empty maps
 
 
-def test_memory_steps_equal_pytorch_with_partial_and_full_memories(trained_like_model, tmp_path):
-    """A pass longer than the memory window: the first slice has no memory, the next ones a growing, then a full
-    memory (2 spatial memories, 7 pointers); the padded layout must give PyTorch's result on every slice."""
+@pytest.mark.parametrize("bidirectional,full", [(True, True), (True, False), (False, True)])
+def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained_like_model, tmp_path,
+                                                                         bidirectional, full):
+    """11 slices: longer than the memory window, so the first slice of a pass has no memory, the next ones a growing,
+    then a full memory (2 spatial memories, 7 pointers); the NumPy memory bank over the compiled parts must give
+    PyTorch's probabilities on every slice, in both directions and over lesion runs."""
+    from infarctsam.model.openvino_parts import decode_compiled
     from infarctsam.model.openvino_sam import OpenVinoSam
 
     torch.manual_seed(1)
     images = torch.rand(11, 3, 64, 64)
-    ov = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
-    feats = ov.encode(images.numpy(), batch=4)
+    compiled = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
+    embed = compiled.parts.encode(images.numpy(), batch=4)
     with torch.no_grad():
-        torch_feats = trained_like_model.encode(images)
-        assert torch.allclose(feats.image_embed, torch_feats.image_embed, atol=1e-4)
-        for reverse in (False, True):
-            expected = decode_stack(trained_like_model, torch_feats, reverse)
-            got = decode_stack(ov, feats, reverse)
-            assert (expected - got).abs().max().item() < 1e-4
+        features = trained_like_model.encode(images)
+        assert np.abs(embed - features.image_embed.numpy()).max() < 1e-4
+        expected = decode_volume(trained_like_model, features, bidirectional, full).numpy()
+    got = decode_compiled(compiled.parts, compiled.constants, embed, images.numpy(), bidirectional, full)
+    assert np.abs(expected - got).max() < 1e-5
+    assert expected.max() > 0.05
 
 
 def test_bf16_is_close_to_fp32(trained_like_model, tmp_path):
@@ -91,12 +95,13 @@ def test_exports_are_cached_and_a_corrupt_export_is_replaced(trained_like_model,
     OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
     exports = sorted((tmp_path / "cache").glob("ov-*.onnx"))
     assert {p.name.split("-")[1] for p in exports} == {"encoder", "single", "step"}
+    assert len(list((tmp_path / "cache").glob("ov-constants-*.npz"))) == 1
     stamps = {p: p.stat().st_mtime_ns for p in exports}
     OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
     assert {p: p.stat().st_mtime_ns for p in exports} == stamps  # read again, not exported again
     exports[0].write_bytes(b"not an onnx file")
     again = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
-    assert again.encode(np.zeros((1, 3, 64, 64), np.float32)).image_embed.shape == (1, 256, 16, 16)
+    assert again.parts.encode(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 256, 16, 16)
     assert exports[0].read_bytes() != b"not an onnx file"
 
 

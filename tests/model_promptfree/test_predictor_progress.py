@@ -33,12 +33,14 @@ def _case():
     return preprocess(Volume(dwi, np.diag([*sp, 1.0])))
 
 
-@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+@pytest.mark.parametrize("runtime", ["torch", "onnx", "openvino"])
 def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, tmp_path, runtime):
     from infarctsam.model.onnx_trunk import onnxruntime_available
 
-    if runtime == "onnx" and not onnxruntime_available():
-        pytest.skip("onnxruntime / onnx are not installed")
+    from infarctsam.model.openvino_parts import openvino_available
+
+    if (runtime == "onnx" and not onnxruntime_available()) or (runtime == "openvino" and not openvino_available()):
+        pytest.skip(f"the {runtime} runtime's package is not installed")
     pre = _case()
     options = PredictorOptions(batch_size=3, runtime=runtime, onnx_cache=tmp_path / "cache")
     predictor = VolumePredictor(tiny_model, TINY, options)
@@ -47,6 +49,9 @@ def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, tmp_path,
     n = len(predictor.slice_images(pre)[2])
     encoded = [(d, t) for s, d, t in calls if s == "encoding slices"]
     assert encoded == [(min(i + 3, n), n) for i in range(0, n, 3)]
-    assert calls[-1] == ("decoding slices with memory", 0, 0)
+    stages = [s for s, _, _ in calls if s != "encoding slices"]
+    assert stages[:2] == ["decoding slices one by one", "decoding slices with memory"]
+    memory = [(d, t) for s, d, t in calls[calls.index(("decoding slices with memory", 0, 0)) + 1:]]
+    assert memory and all(t == memory[0][1] for _, t in memory) and memory[-1][0] == memory[-1][1]
     np.testing.assert_array_equal(with_progress, predictor.predict(pre))  # the callback changes nothing
-    assert (runtime == "onnx") == any((tmp_path / "cache").glob("*.onnx"))  # the cache goes where asked
+    assert (runtime != "torch") == any((tmp_path / "cache").glob("*.onnx"))  # the cache goes where asked

@@ -30,6 +30,10 @@ def segment(
     save_probability: bool = typer.Option(False, "--save-probability", help="Also write the probability map."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC picture (PNG)."),
     device: Literal["cpu", "cuda"] = typer.Option("cpu", "--device", help="Where the model runs."),
+    precision: Literal["auto", "fp32", "bf16"] = typer.Option(
+        "auto", "--precision", help="Arithmetic of the sam engine on CPU. auto: bfloat16 where the CPU runs it "
+        "natively (AMX or AVX-512 BF16; validated against float32 in benchmarks/speed_accuracy.py), else float32. "
+        "fp32: the reference model's results to float rounding."),
     case_id: str | None = typer.Option(None, "--case-id", metavar="NAME", help="Output name (default: from the file "
                                        "name)."),
     shard: str | None = typer.Option(None, "--shard", metavar="I/N", help="Batch: run shard I/N of the sorted case "
@@ -40,8 +44,8 @@ def segment(
                                          "(needs the dask extra)."),
     force: bool = typer.Option(False, "--force", help="Batch: redo finished cases too (default: skip cases whose "
                                "outputs match the inputs, engine and weights)."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", metavar="FOLDER", help="Where the exported ONNX "
-                                          "image encoder is kept (default: ~/.cache/infarctsam/onnx)."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", metavar="FOLDER", help="Where the exported model "
+                                          "parts are kept (default: ~/.cache/infarctsam/onnx)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (progress is shown only when "
                                "stderr is a terminal)."),
     dicom_reference: Path | None = typer.Option(None, "--dicom-reference", metavar="SERIES", help="DICOM series the "
@@ -59,7 +63,7 @@ def segment(
     if is_batch_input(dwi):
         _batch(dwi, output, engine=engine, weights=weights, device=device, bids=bids,
                save_probability=save_probability, qc=qc, shard=shard, scheduler=scheduler, force=force, quiet=quiet,
-               cache_dir=cache_dir,
+               cache_dir=cache_dir, precision=precision,
                single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id, dicom_reference), strict=True)))
         return
     for name, value in (("--shard", shard), ("--scheduler", scheduler)):
@@ -74,7 +78,7 @@ def segment(
     result = run(
         api_segment, dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
         bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device, cache_dir=cache_dir,
-        progress=progress, dicom_reference=dicom_reference,
+        progress=progress, dicom_reference=dicom_reference, precision=precision,
     )
     progress.finish()
     s = result.stats
@@ -91,7 +95,7 @@ def segment(
 
 def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, device: str, bids: bool,
            save_probability: bool, qc: bool, shard: str | None, scheduler: str | None, force: bool, quiet: bool,
-           cache_dir: Path | None, single: dict[str, object]) -> None:
+           cache_dir: Path | None, precision: str, single: dict[str, object]) -> None:
     from infarctsam.scale.cases import parse_shard
     from infarctsam.scale.records import format_table
     from infarctsam.scale.runner import run_batch
@@ -103,7 +107,7 @@ def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, devic
     shard_ix = run(parse_shard, shard) if shard is not None else None
     report = run(run_batch, root, output, engine=engine, weights=weights, device=device, bids=bids,
                  save_probability=save_probability, qc=qc, shard=shard_ix, scheduler=scheduler, force=force,
-                 progress=not quiet, cache_dir=cache_dir)
+                 progress=not quiet, cache_dir=cache_dir, precision=precision)
     typer.echo(format_table(report.records))
     c = report.counts
     typer.echo(f"{len(report.records)} case(s): {c['ok']} segmented, {c['skipped']} already done, {c['failed']} "

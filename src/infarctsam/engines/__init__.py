@@ -27,7 +27,7 @@ def default_weights_path() -> Path | None:
 
 
 def load_engine(name: str = "auto", weights: str | Path | None = None, device: str = "cpu",
-                cache_dir: str | Path | None = None) -> Engine:
+                cache_dir: str | Path | None = None, precision: str = "auto") -> Engine:
     """Build an engine by name.
 
     Parameters
@@ -39,7 +39,10 @@ def load_engine(name: str = "auto", weights: str | Path | None = None, device: s
     device : str
         ``cpu`` or ``cuda``.
     cache_dir : str or Path, optional
-        Folder for the exported ONNX image encoder of ``sam`` on CPU (default ``~/.cache/infarctsam/onnx``).
+        Folder for the exported model parts of ``sam`` on CPU (default ``~/.cache/infarctsam/onnx``).
+    precision : str
+        Arithmetic of ``sam`` on CPU: ``auto`` (bfloat16 where the CPU runs it natively, else float32), ``fp32``,
+        ``bf16``.
     """
     if name not in ENGINES:
         raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
@@ -53,7 +56,7 @@ def load_engine(name: str = "auto", weights: str | Path | None = None, device: s
         return ThresholdEngine()
     from infarctsam.engines.sam import SamEngine
 
-    return SamEngine.from_weights(weights, device=device, cache_dir=cache_dir)
+    return SamEngine.from_weights(weights, device=device, cache_dir=cache_dir, precision=precision)
 
 
 __all__ = ["ENGINES", "Engine", "EngineInfo", "default_weights_path", "load_engine"]

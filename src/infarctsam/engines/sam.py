@@ -39,14 +39,19 @@ class SamEngine(Engine):
 
     def __init__(self, model: Any, config: Any, weights_info: dict[str, Any], device: str = "cpu",
                  cache_dir: str | Path | None = None, precision: str = "auto") -> None:
+        self._setup(model, config, weights_info, device, cache_dir, None)
+        self.set_runtime("auto", precision)
+
+    def _setup(self, model: Any, config: Any, weights_info: dict[str, Any], device: str,
+               cache_dir: str | Path | None, weights_path: Path | None) -> None:
         self.config = config
         self.weights_info = weights_info
         self.threshold = config.threshold
         self.min_lesion_ml = config.min_lesion_ml
-        self._model, self._device, self._cache = model, device, cache_dir or "default"
-        self._predictors: dict[tuple[str, str], Any] = {}
-        self.set_runtime("auto", precision)
         self.fusion = weights_info.get("fusion")
+        self._model, self._device, self._cache = model, device, cache_dir or "default"
+        self._weights_path = weights_path
+        self._predictors: dict[tuple[str, str], Any] = {}
 
     def set_runtime(self, runtime: str = "auto", precision: str = "auto") -> None:
         """Run the network with another runtime (``auto``, ``openvino``, ``onnx``, ``torch``) and precision
@@ -57,8 +62,13 @@ class SamEngine(Engine):
             raise WeightsError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
         key = (runtime, precision)
         if key not in self._predictors:
+            if self._model is None:  # built from the compiled parts: the network is needed now
+                from infarctsam.model.build import build_model
+
+                self._model, _ = build_model(None, self._weights_path)
+            sha = str(self.weights_info.get("sha256", ""))
             options = PredictorOptions(device=self._device, runtime=runtime, precision=precision,
-                                       onnx_cache=self._cache)
+                                       onnx_cache=self._cache, cache_key=sha[:24] or None)
             try:
                 self._predictors[key] = VolumePredictor(self._model, self.config, options)
             except ValueError as exc:
@@ -87,6 +97,10 @@ class SamEngine(Engine):
         if not path.is_file():
             raise WeightsError(f"weights file not found: {path}")
         if path.suffix == ".safetensors":
+            if device == "cpu" and precision in ("auto", "fp32", "bf16"):
+                compiled = cls._from_compiled(path, precision, cache_dir)
+                if compiled is not None:
+                    return compiled
             model, info = build_model(None, path)
             config = ModelConfig(**info["card"]["config"])
         else:
@@ -99,6 +113,59 @@ class SamEngine(Engine):
             config = ModelConfig(backbone="sam2.1_hiera_tiny", image_size=size)
             model, info = build_model(config, path)
         return cls(model, config, info, device=device, cache_dir=cache_dir, precision=precision)
+
+    @classmethod
+    def _from_compiled(cls, path: Path, precision: str, cache_dir: str | Path | None) -> SamEngine | None:
+        """The engine from the parts an earlier process exported for these weights, without PyTorch (about a second
+        of import and the network build saved); None when they are not all in the cache or cannot be compiled."""
+        import os
+
+        from infarctsam.model.export_cache import resolve_cache
+        from infarctsam.model.openvino_parts import (
+            GRAPHS_VERSION,
+            PARTS,
+            CompiledPredictor,
+            MemoryConstants,
+            OpenVinoParts,
+            cached_parts_present,
+            default_precision,
+            openvino_available,
+        )
+
+        cache = resolve_cache(cache_dir or "default")
+        if not openvino_available():
+            return None
+        from infarctsam.model.config import ModelConfig
+        from infarctsam.model.fusion import TENSOR_KEYS, FusionHead
+        from infarctsam.model.weights_format import load_weights_numpy
+
+        state, card = load_weights_numpy(path)
+        key = f"v{GRAPHS_VERSION}-{card.tensors_sha256[:24]}"
+        if card.architecture != "infarctsam-promptfree" or not cached_parts_present(cache, key):
+            return None
+        config = ModelConfig(**card.config)
+        if config.is_sam2:
+            return None
+        resolved = default_precision() if precision == "auto" else precision
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        parts = OpenVinoParts(cache, key, resolved, threads)
+        try:
+            for name, batch in PARTS:
+                parts.request(name, batch)
+            constants = MemoryConstants.load(cache / f"ov-constants-{key}.npz")
+        except (FileNotFoundError, RuntimeError, OSError, KeyError, ValueError):
+            return None  # damaged cache: the network is built and the parts exported again
+        info: dict[str, Any] = {"name": card.name, "sha256": card.tensors_sha256, "card": card.model_dump()}
+        if all(k in state for k in TENSOR_KEYS):
+            try:
+                info["fusion"] = FusionHead.from_tensors({k: state[k].astype("float64") for k in TENSOR_KEYS})
+            except ValueError as exc:
+                raise WeightsError(f"{path.name}: invalid fusion head ({exc})") from exc
+        engine = cls.__new__(cls)
+        engine._setup(None, config, info, "cpu", cache_dir, path)
+        engine._predictors[("auto", precision)] = CompiledPredictor(config, parts, constants)
+        engine.predictor = engine._predictors[("auto", precision)]
+        return engine
 
     @property
     def info(self) -> EngineInfo:
@@ -121,4 +188,6 @@ class SamEngine(Engine):
         prob = self.predictor.predict(case, progress)
         if self.fusion is None:
             return prob
+        if progress is not None:
+            progress("fusing with the DWI" + (" and ADC" if case.adc is not None else "") + " contrast", 0, 0)
         return self.fusion.predict(prob, case.dwi, case.brain, case.spacing, case.adc, case.contrast_maps())

@@ -12,14 +12,18 @@ import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_CACHE = Path.home() / ".cache" / "infarctsam" / "onnx"
 
 
 def weights_key(module: torch.nn.Module, *parts: object) -> str:
     """Short sha256 of a module's state dict together with ``parts`` (sizes, flags) and the torch version."""
+    import torch
+
     digest = hashlib.sha256("-".join(str(p) for p in (*parts, torch.__version__)).encode())
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
@@ -37,6 +41,8 @@ def resolve_cache(cache_dir: Path | str | None) -> Path | None:
 def export_onnx(module: torch.nn.Module, example: Sequence[torch.Tensor], input_names: Sequence[str],
                 output_names: Sequence[str], dynamic_batch: bool = True) -> bytes:
     """Trace ``module`` (in eval mode) on ``example`` and return the ONNX bytes (opset 17, first axis dynamic)."""
+    import torch
+
     modes = {m: m.training for m in module.modules()}
     module.eval()
     axes = {name: {0: "batch"} for name in (*input_names, *output_names)} if dynamic_batch else None

@@ -26,35 +26,22 @@ accuracy of bf16 against fp32 is measured in ``benchmarks/speed_accuracy.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from infarctsam.model.export_cache import cached_export, export_onnx, resolve_cache, weights_key
+from infarctsam.model.export_cache import export_onnx, resolve_cache, weights_key
+from infarctsam.model.openvino_parts import (
+    GRAPHS_VERSION,
+    PRECISIONS,
+    MemoryConstants,
+    OpenVinoParts,
+    default_precision,
+)
 from infarctsam.model.sam2 import FrameFeatures, MemoryEntry
 from infarctsam.model.sam2.memory_bank_assembly import assemble_memory
-
-PRECISIONS = ("auto", "fp32", "bf16")
-GRAPHS_VERSION = 4  # part of the export cache key: raise it whenever a graph below changes
-HIDDEN = -1.0e9  # logit bias of padded memory tokens: exp(HIDDEN - max) is exactly 0 in float32 and bfloat16
-
-
-def openvino_available() -> bool:
-    """True when ``openvino`` and the ONNX exporter's dependency ``onnx`` can be imported."""
-    from importlib.util import find_spec
-
-    return find_spec("openvino") is not None and find_spec("onnx") is not None
-
-
-def default_precision() -> str:
-    """``bf16`` when OpenVINO runs bfloat16 natively on this CPU (AMX / AVX-512 BF16), else ``fp32``."""
-    import openvino as ov
-
-    hint = str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
-    return "bf16" if "bf" in hint.lower() else "fp32"
 
 
 # ---------------------------------------------------------------------------------------------- export graphs
@@ -122,45 +109,77 @@ class StepGraph(nn.Module):
         return masks, scores, ptr, memory_features
 
 
-@dataclass
-class SliceFeatures(FrameFeatures):
-    """:class:`FrameFeatures` that also carry the slice images (the decoder recomputes the stem from them)."""
+def export_graph(model: nn.Module, name: str, batch: int) -> bytes:
+    """ONNX bytes of part ``name`` (``encoder``, ``single`` or ``step``) of ``model`` for a fixed ``batch``."""
+    sam = model.sam
+    cfg = sam.config
+    s, c, side = cfg.image_size, cfg.d_model, cfg.image_embedding_size
+    feat, images = torch.zeros(batch, c, side, side), torch.zeros(batch, 3, s, s)
+    if name == "encoder":
+        return export_onnx(EncoderGraph(model), (images,), ["images"], ["embed"], dynamic_batch=False)
+    if name == "single":
+        return export_onnx(SingleGraph(model), (feat, images), ["feat", "images"], ["masks", "scores", "ptr"],
+                           dynamic_batch=False)
+    if name != "step":
+        raise ValueError(f"unknown part {name!r}")
+    ptr_tokens = pointer_tokens(cfg)
+    m = max(cfg.num_maskmem - 1, 1) * side * side + ptr_tokens
+    memory = (torch.zeros(batch, m, cfg.mem_dim), torch.zeros(batch, m, cfg.mem_dim), torch.zeros(batch, m),
+              torch.ones(batch))
+    return export_onnx(StepGraph(model, ptr_tokens), (feat, feat, *memory, images),
+                       ["feat", "pos", "memory", "memory_pos", "memory_bias", "has_memory", "images"],
+                       ["masks", "scores", "ptr", "memory_features"], dynamic_batch=False)
 
-    images: Tensor | None = None
 
-    def select(self, index: int | slice | Tensor) -> SliceFeatures:
-        """Features and images of one slice (kept as a batch of 1), a slice of the batch, or index rows."""
-        sl = slice(index, index + 1) if isinstance(index, int) else index
-        return SliceFeatures(self.image_embed[sl], self.image_pos[sl], None, self.images[sl])
+def pointer_tokens(cfg) -> int:
+    """Object-pointer tokens of the fixed memory layout: ``max_obj_ptrs - 1`` pointers of ``C / Cm`` tokens."""
+    return (cfg.max_obj_ptrs_in_encoder - 1) * (cfg.d_model // cfg.mem_dim) if cfg.use_obj_ptrs_in_encoder else 0
 
 
-@dataclass
-class OpenVinoStep:
-    """What the decoding loops read of a step (a subset of :class:`~infarctsam.model.sam2.state.StepOutput`)."""
+@torch.no_grad()
+def memory_constants(model: nn.Module) -> dict[str, np.ndarray]:
+    """The position encodings of the memory bank, produced by the PyTorch assembly itself
+    (:func:`~infarctsam.model.sam2.memory_bank_assembly.assemble_memory`) so that the compiled decoding adds exactly
+    what it adds (see :class:`~infarctsam.model.openvino_parts.MemoryConstants`)."""
+    from infarctsam.model.promptfree import TinyViTImageEncoder
 
-    high_res_masks: Tensor
-    object_score_logits: Tensor
-    obj_ptr: Tensor
-    memory: MemoryEntry | None
-
-
-def _padded_rows(array: np.ndarray, batch: int) -> np.ndarray:
-    """``array`` with zero rows appended up to ``batch`` rows (a part compiled for a fixed batch)."""
-    if len(array) == batch:
-        return np.ascontiguousarray(array, dtype=np.float32)
-    out = np.zeros((batch, *array.shape[1:]), np.float32)
-    out[: len(array)] = array
-    return out
+    sam = model.sam
+    cfg = sam.config
+    side, cm = cfg.image_embedding_size, cfg.mem_dim
+    image_pos = TinyViTImageEncoder.from_embedding(torch.zeros(1, cfg.d_model, side, side))["vision_pos_enc"][0]
+    zeros = torch.zeros(1, cm, side, side)
+    mem_pos = sam.memory_encoder.position_encoding(zeros)
+    split = cfg.d_model // cm
+    p = cfg.max_obj_ptrs_in_encoder
+    k = max(cfg.num_maskmem - 1, 1)
+    spatial = np.zeros((k, side * side, cm), np.float32)
+    pointers = np.zeros((p + 1, p, split, cm), np.float32)
+    window = max(cfg.num_maskmem - 1, p - 1, 1)
+    for frames in range(1, p + 1):
+        entries = [MemoryEntry(zeros, mem_pos, torch.zeros(1, cfg.d_model), offset=o) for o in range(1, window + 1)]
+        assembled = assemble_memory(sam, cfg, entries, frames)
+        n_ptr = assembled.num_obj_ptr_tokens
+        n_spatial = (assembled.tokens.shape[1] - n_ptr) // (side * side)
+        pos = assembled.pos[0].numpy()
+        for i in range(n_spatial):  # farthest first: slot of offset n_spatial - i
+            spatial[n_spatial - i - 1] = pos[i * side * side: (i + 1) * side * side]
+        ptr_pos = pos[n_spatial * side * side:].reshape(-1, split, cm)
+        for i in range(len(ptr_pos)):  # nearest first: offset i + 1
+            pointers[frames, i + 1] = ptr_pos[i]
+    sizes = np.array([cfg.num_maskmem, p, pointer_tokens(cfg), int(cfg.use_obj_ptrs_in_encoder)])
+    return {"image_pos": image_pos[0].numpy(), "spatial_pos": spatial, "pointer_pos": pointers, "sizes": sizes}
 
 
 class OpenVinoSam:
     """A litemedsam :class:`~infarctsam.model.promptfree.PromptFreeSam` compiled by OpenVINO.
 
+    Exports (on first use, into the cache) and compiles the parts, and writes the memory constants; the decoding
+    itself runs without PyTorch (:func:`~infarctsam.model.openvino_parts.decode_compiled`).
+
     Parameters
     ----------
     model : PromptFreeSam
-        The network (litemedsam backbone with its high-resolution stem); kept for the memory bank logic, for the
-        exports, and for memories the fixed layout cannot hold (conditioning memories), decoded by PyTorch.
+        The network (litemedsam backbone with its high-resolution stem).
     precision : str
         ``auto`` (OpenVINO's default for this CPU), ``fp32`` or ``bf16``.
     threads : int
@@ -168,166 +187,44 @@ class OpenVinoSam:
     cache_dir : str or Path or None
         Export cache (``"default"``: ``~/.cache/infarctsam/onnx``; None: in memory only). OpenVINO's compiled
         blobs are kept beside the exports, in ``openvino/<precision>/``.
+    key : str, optional
+        The weights' key in the cache (the engine passes one derived from the weights file's checksum, so a later
+        process finds the parts without building the network); default: a hash of the model's tensors.
     """
 
-    single_batch = 8
-
     def __init__(self, model: nn.Module, precision: str = "auto", threads: int = 2,
-                 cache_dir: str | Path | None = "default") -> None:
-        import openvino as ov
-
+                 cache_dir: str | Path | None = "default", key: str | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         if getattr(model, "stem", None) is None:
             raise ValueError("the OpenVINO runtime needs the litemedsam backbone")
-        self.model = model.eval()
-        self.sam = model.sam
-        cfg = self.sam.config
-        if not cfg.directly_add_no_mem_embed:
+        if not model.sam.config.directly_add_no_mem_embed:
             raise ValueError("the OpenVINO runtime needs directly_add_no_mem_embed")
+        self.model = model.eval()
         self.precision = default_precision() if precision == "auto" else precision
-        self.side = cfg.image_embedding_size
-        self.tokens = self.side * self.side
-        self.spatial_slots = max(cfg.num_maskmem - 1, 1)
-        split = cfg.d_model // cfg.mem_dim
-        self.ptr_tokens = (cfg.max_obj_ptrs_in_encoder - 1) * split if cfg.use_obj_ptrs_in_encoder else 0
-        self._cache = resolve_cache(cache_dir)
-        self._core = ov.Core()
-        self._config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
-                        "INFERENCE_NUM_THREADS": max(1, int(threads)), "PERFORMANCE_HINT": "LATENCY"}
-        if self._cache is not None:
-            # one folder per precision: OpenVINO's blob key does not tell them apart (a mixed folder crashes it)
-            self._config["CACHE_DIR"] = str(self._cache / "openvino" / self.precision)
-        self._key = weights_key(model, GRAPHS_VERSION, cfg.image_size, self.spatial_slots, self.ptr_tokens)
-        self._requests: dict[tuple[str, int], object] = {}
-        self._bound: dict[tuple[str, int], list[np.ndarray]] = {}
-        with torch.no_grad():
-            self.memory_pos = self.sam.memory_encoder.position_encoding(torch.zeros(1, cfg.mem_dim, self.side,
-                                                                                    self.side))
-        for name, batch in (("encoder", 4), ("single", self.single_batch), ("step", 2)):  # the usual ones, now
-            self._request(name, batch)
+        cache = resolve_cache(cache_dir)
+        cfg = model.sam.config
+        key = key or weights_key(model, cfg.image_size)
+        self.key = f"v{GRAPHS_VERSION}-{key}"
+        self.parts = OpenVinoParts(cache, self.key, self.precision, threads,
+                                   exporter=lambda name, batch: export_graph(self.model, name, batch))
+        arrays = memory_constants(self.model)
+        self.constants = MemoryConstants(arrays)
+        if cache is not None:
+            self._store_constants(cache / f"ov-constants-{self.key}.npz", arrays)
+        for name, batch in (("encoder", 4), ("single", 8), ("step", 2)):  # the usual ones, now
+            self.parts.request(name, batch)
 
-    # ------------------------------------------------------------------ compile
-    def _graph(self, name: str, batch: int) -> tuple[nn.Module, tuple[Tensor, ...], list[str], list[str]]:
-        cfg = self.sam.config
-        s, c, side = cfg.image_size, cfg.d_model, self.side
-        m = self.spatial_slots * self.tokens + self.ptr_tokens
-        feat, images = torch.zeros(batch, c, side, side), torch.zeros(batch, 3, s, s)
-        if name == "encoder":
-            return EncoderGraph(self.model), (images,), ["images"], ["embed"]
-        if name == "single":
-            return SingleGraph(self.model), (feat, images), ["feat", "images"], ["masks", "scores", "ptr"]
-        memory = (torch.zeros(batch, m, cfg.mem_dim), torch.zeros(batch, m, cfg.mem_dim), torch.zeros(batch, m),
-                  torch.ones(batch))
-        return (StepGraph(self.model, self.ptr_tokens), (feat, feat, *memory, images),
-                ["feat", "pos", "memory", "memory_pos", "memory_bias", "has_memory", "images"],
-                ["masks", "scores", "ptr", "memory_features"])
+    @staticmethod
+    def _store_constants(path: Path, arrays: dict[str, np.ndarray]) -> None:
+        from infarctsam.errors import OutputError
+        from infarctsam.io.atomic import atomic_path
 
-    def _request(self, name: str, batch: int):
-        """The inference request of part ``name`` for a fixed batch size (exported and compiled on first use;
-        static shapes run faster than a dynamic batch)."""
-        request = self._requests.get((name, batch))
-        if request is None:
-            graph, example, inputs, outputs = self._graph(name, batch)
-
-            def export() -> bytes:
-                return export_onnx(graph, example, inputs, outputs, dynamic_batch=False)
-
-            stem = f"ov-{name}-b{batch}"
-            data, path = cached_export(self._cache, stem, self._key, export)
-            try:
-                compiled = self._compile(data, path)
-            except RuntimeError:
-                if path is None:
-                    raise
-                path.unlink(missing_ok=True)  # a damaged cached export: export again
-                data, path = cached_export(self._cache, stem, self._key, export)
-                compiled = self._compile(data, path)
-            request = compiled.create_infer_request()
-            self._requests[(name, batch)] = request
-        return request
-
-    def _compile(self, data: bytes, path: Path | None):
-        source = str(path) if path is not None else self._core.read_model(data, b"")
-        return self._core.compile_model(source, "CPU", self._config)
-
-    def _run(self, name: str, batch: int, *arrays: np.ndarray, out: list[np.ndarray] | None = None
-             ) -> list[np.ndarray]:
-        """Run part ``name`` compiled for ``batch`` rows; outputs are copied out of OpenVINO's buffers, or written
-        straight into ``out`` (arrays of exactly ``batch`` rows)."""
-        import openvino as ov
-
-        request = self._request(name, batch)
-        if out is not None:
-            for i, array in enumerate(out):
-                request.set_output_tensor(i, ov.Tensor(array, shared_memory=True))
-            self._bound[(name, batch)] = out  # OpenVINO keeps writing there: keep the arrays alive
-        result = request.infer([_padded_rows(a, batch) for a in arrays])
-        if out is not None:
-            return out
-        return [np.array(result[i], dtype=np.float32, copy=True) for i in range(len(result))]
-
-    # ------------------------------------------------------------------ model interface
-    def encode(self, images: np.ndarray, batch: int = 4, progress=None) -> SliceFeatures:
-        """Features of ``(n, 3, S, S)`` model input slices, ``batch`` at a time (``progress("encoding slices", done,
-        n)`` after each batch); the images travel with them for the decoder's stem."""
-        from infarctsam.model.promptfree import TinyViTImageEncoder
-
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        n = len(images)
-        rows = -(-n // batch) * batch  # whole batches: the last one is padded with empty slices
-        embed = np.empty((rows, self.sam.config.d_model, self.side, self.side), np.float32)
-        for i in range(0, n, batch):
-            self._run("encoder", batch, images[i: i + batch], out=[embed[i: i + batch]])
-            if progress is not None:
-                progress("encoding slices", min(i + batch, n), n)
-        out = TinyViTImageEncoder.from_embedding(torch.from_numpy(embed[:n]))
-        return SliceFeatures(out["backbone_fpn"][0], out["vision_pos_enc"][0], None, torch.from_numpy(images))
-
-    def _memory_inputs(self, memories, batch: int, num_frames: int | None):
-        """Fixed-layout memory, position, bias and ``has_memory`` rows; None when the memories do not fit."""
-        cfg = self.sam.config
-        size = self.spatial_slots * self.tokens + self.ptr_tokens
-        mem = np.zeros((batch, size, cfg.mem_dim), np.float32)
-        pos = np.zeros_like(mem)
-        bias = np.full((batch, size), HIDDEN, np.float32)
-        assembled = assemble_memory(self.sam, cfg, memories, num_frames) if memories else None
-        if assembled is None:
-            return mem, pos, bias, np.zeros(batch, np.float32)
-        n_ptr = assembled.num_obj_ptr_tokens
-        n_spatial = assembled.tokens.shape[1] - n_ptr
-        if n_spatial > self.spatial_slots * self.tokens or n_ptr > self.ptr_tokens:
-            return None
-        tokens, tpos = assembled.tokens.float().numpy(), assembled.pos.float().numpy()
-        ptr0 = self.spatial_slots * self.tokens
-        for lo, hi, dst in ((0, n_spatial, 0), (n_spatial, n_spatial + n_ptr, ptr0)):
-            mem[:, dst: dst + hi - lo] = tokens[:, lo:hi]
-            pos[:, dst: dst + hi - lo] = tpos[:, lo:hi]
-            bias[:, dst: dst + hi - lo] = 0.0
-        return mem, pos, bias, np.ones(batch, np.float32)
-
-    def step(self, features: SliceFeatures, memories=(), num_frames: int | None = None,
-             encode_memory: bool = True):
-        """Segment slice(s) given the memories of neighbouring slices (as :meth:`PromptFreeSam.step`)."""
-        cfg = self.sam.config
-        n = features.batch_size
-        feat, images = features.image_embed.numpy(), features.images.numpy()
-        memories = list(memories)
-        if not memories and (not encode_memory or cfg.num_maskmem == 0):
-            outs = [self._run("single", self.single_batch, feat[i: i + self.single_batch],
-                              images[i: i + self.single_batch]) for i in range(0, n, self.single_batch)]
-            rows = [min(self.single_batch, n - i) for i in range(0, n, self.single_batch)]
-            masks, scores, ptr = (torch.from_numpy(np.concatenate([o[k][:r] for o, r in zip(outs, rows)]))
-                                  for k in range(3))
-            return OpenVinoStep(masks, scores, ptr, None)
-        inputs = self._memory_inputs(memories, n, num_frames)
-        if inputs is None:  # conditioning memories: outside the fixed layout, decoded by PyTorch
-            with torch.no_grad():
-                full = FrameFeatures(features.image_embed, features.image_pos, self.model.stem(features.images))
-                return self.model.step(full, memories, num_frames, encode_memory)
-        masks, scores, ptr, mem = (torch.from_numpy(a) for a in self._run(
-            "step", n, feat, features.image_pos.numpy(), *inputs, images))
-        memory = None if not encode_memory or cfg.num_maskmem == 0 else MemoryEntry(
-            mem, self.memory_pos.expand(n, -1, -1, -1), ptr, offset=0, is_conditioning=False,
-            object_score_logits=scores)
-        return OpenVinoStep(masks, scores, ptr, memory)
+        if path.is_file():
+            return
+        try:
+            with atomic_path(path) as tmp:
+                with tmp.open("wb") as handle:
+                    np.savez(handle, **arrays)
+        except (OSError, OutputError):  # a read-only cache only costs the network build next time
+            pass

@@ -45,6 +45,8 @@ class PredictorOptions:
         OpenVINO runtime precision: ``auto`` (bf16 where the CPU runs it natively, else fp32), ``fp32``, ``bf16``.
     onnx_cache : str or Path or None
         Folder for the exported ONNX parts (``"default"``: ``~/.cache/infarctsam/onnx``; None: memory only).
+    cache_key : str, optional
+        Name of the weights in that cache (default: a hash of the network's tensors).
     """
 
     batch_size: int = 4
@@ -53,6 +55,7 @@ class PredictorOptions:
     runtime: str = "auto"
     precision: str = "auto"
     onnx_cache: str | Path | None = "default"
+    cache_key: str | None = None
 
 
 def brain_slices(brain: np.ndarray, min_voxels: int = 10, min_fraction: float = 0.03) -> np.ndarray:
@@ -60,6 +63,28 @@ def brain_slices(brain: np.ndarray, min_voxels: int = 10, min_fraction: float = 
     slice's brain area (slices grazing the brain's top or bottom edge carry no usable tissue)."""
     area = brain.sum(axis=(0, 1))
     return np.flatnonzero((area >= min_voxels) & (area >= min_fraction * area.max()))
+
+
+def model_input_slices(case: Preprocessed, image_size: int) -> tuple[np.ndarray, SliceGrid, np.ndarray]:
+    """Model input slices ``(n, 3, S, S)`` (float32) of the brain slices, the grid, and the slice indices used."""
+    from infarctsam.preprocess.channels import model_channels
+
+    channels = model_channels(case)
+    sp = case.spacing
+    grid = SliceGrid(case.dwi.shape[:2], (sp[0], sp[1]), image_size)
+    zs = brain_slices(case.brain)
+    images = np.empty((len(zs), channels.shape[0], image_size, image_size), np.float32)
+    for c in range(channels.shape[0]):
+        images[:, c] = grid.to_stack(channels[c][:, :, zs])
+    return images, grid, zs
+
+
+def stack_to_volume(probs: np.ndarray, grid: SliceGrid, zs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Probabilities ``(n, S, S)`` of the slices ``zs`` mapped back onto the canonical grid ``shape``."""
+    out = np.zeros(shape, dtype=np.float32)
+    if zs.size:
+        out[:, :, zs] = np.clip(grid.to_volume(probs), 0.0, 1.0)
+    return out
 
 
 class VolumePredictor:
@@ -83,17 +108,19 @@ class VolumePredictor:
         self.model = model.to(self.device).eval()
         self.config = config
         self._onnx = None
-        self._openvino = None
+        self._compiled = None
         self.runtime = self._choose_runtime()
         if self.options.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"unknown precision {self.options.precision!r}")
         if self.options.precision == "bf16" and self.runtime != "openvino":
             raise ValueError("bf16 precision needs the openvino runtime (pip install openvino) on CPU")
         if self.runtime == "openvino":
+            from infarctsam.model.openvino_parts import CompiledPredictor
             from infarctsam.model.openvino_sam import OpenVinoSam
 
-            self._openvino = OpenVinoSam(self.model, self.options.precision, threads=torch.get_num_threads(),
-                                         cache_dir=self.options.onnx_cache)
+            compiled = OpenVinoSam(self.model, self.options.precision, threads=torch.get_num_threads(),
+                                   cache_dir=self.options.onnx_cache, key=self.options.cache_key)
+            self._compiled = CompiledPredictor(config, compiled.parts, compiled.constants, self.options.batch_size)
         elif self.runtime == "onnx":
             from infarctsam.model.onnx_trunk import OnnxTrunk
 
@@ -103,13 +130,13 @@ class VolumePredictor:
     @property
     def precision(self) -> str:
         """Arithmetic of the network: ``fp32`` or ``bf16`` (OpenVINO), ``bf16-autocast`` (PyTorch encoder)."""
-        if self._openvino is not None:
-            return self._openvino.precision
+        if self._compiled is not None:
+            return self._compiled.precision
         return "bf16-autocast" if self.options.bf16 and self.runtime == "torch" else "fp32"
 
     def _choose_runtime(self) -> str:
         from infarctsam.model.onnx_trunk import onnxruntime_available
-        from infarctsam.model.openvino_sam import openvino_available
+        from infarctsam.model.openvino_parts import openvino_available
 
         runtime = self.options.runtime
         if runtime not in ("auto", "torch", "onnx", "openvino"):
@@ -125,38 +152,28 @@ class VolumePredictor:
 
     def slice_images(self, case: Preprocessed) -> tuple[np.ndarray, SliceGrid, np.ndarray]:
         """Model input slices ``(n, 3, S, S)`` of the brain slices, the grid, and the slice indices used."""
-        from infarctsam.preprocess.channels import model_channels
-
-        channels = model_channels(case)
-        sp = case.spacing
-        grid = SliceGrid(case.dwi.shape[:2], (sp[0], sp[1]), self.config.image_size)
-        zs = brain_slices(case.brain)
-        stacks = [grid.to_stack(channels[c][:, :, zs]) for c in range(channels.shape[0])]
-        return np.stack(stacks, axis=1), grid, zs
+        return model_input_slices(case, self.config.image_size)
 
     def predict(self, case: Preprocessed, progress: Progress | None = None) -> np.ndarray:
         """Lesion probability on the canonical grid of ``case`` (float32 in [0, 1]); ``progress(stage, done, total)``
         is told of each batch of slices encoded and of the decoding."""
+        if self._compiled is not None:
+            return self._compiled.predict(case, progress)
         images, grid, zs = self.slice_images(case)
-        out = np.zeros(case.dwi.shape, dtype=np.float32)
         if zs.size == 0:
-            return out
-        probs = self.predict_stack(images, progress)
-        vol = grid.to_volume(probs)
-        out[:, :, zs] = np.clip(vol, 0.0, 1.0)
-        return out
+            return np.zeros(case.dwi.shape, dtype=np.float32)
+        return stack_to_volume(self.predict_stack(images, progress), grid, zs, case.dwi.shape)
 
     def predict_stack(self, images: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Probabilities ``(n, S, S)`` for a stack of consecutive model input slices ``(n, 3, S, S)``."""
         import torch
 
+        if self._compiled is not None:
+            return self._compiled.predict_stack(images, progress)
         with torch.inference_mode():
             feats = self.encode(torch.from_numpy(np.ascontiguousarray(images)).to(self.device), progress)
-            if progress is not None:
-                progress("decoding slices with memory", 0, 0)
-            model = self._openvino if self._openvino is not None else self.model
-            return decode_volume(model, feats, self.config.bidirectional,
-                                 self.config.memory_scope == "all").cpu().numpy()
+            return decode_volume(self.model, feats, self.config.bidirectional, self.config.memory_scope == "all",
+                                 progress).cpu().numpy()
 
     def encode(self, images, progress: Progress | None = None):
         """Encode all slices in batches; returns one :class:`FrameFeatures` for the whole stack."""
@@ -165,8 +182,6 @@ class VolumePredictor:
         from infarctsam.model.sam2 import FrameFeatures
 
         n, step = images.shape[0], self.options.batch_size
-        if self._openvino is not None:
-            return self._openvino.encode(images.cpu().numpy(), step, progress)
         if self._onnx is not None:
             host = images.cpu().numpy()
             chunks = []
@@ -220,18 +235,23 @@ def lesion_segments(present: np.ndarray, margin: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in segments]
 
 
-def decode_volume(model, feats, bidirectional: bool = True, full: bool = False):
+def decode_volume(model, feats, bidirectional: bool = True, full: bool = False, progress: Progress | None = None):
     """Probabilities ``(n, S, S)`` of a slice stack.
 
     Every slice is first decoded on its own; its object score says whether it may hold lesion. The memory-
     conditioned passes (both directions, averaged) then run over the runs of slices around those that may (or over
     the whole stack when ``full``), which is where memory refines faint lesion edges; the other slices keep their
-    single-slice result (no lesion).
+    single-slice result (no lesion). ``progress`` hears ``("decoding slices one by one", 0, 0)``, then
+    ``("decoding slices with memory", 0, 0)`` and, after each run of slices, how many of their slices are done.
     """
+    say = progress or (lambda *_: None)
+    say("decoding slices one by one", 0, 0)
     probs, scores = decode_single(model, feats)
     n = feats.batch_size
     margin = max(1, model.sam.config.num_maskmem)
     segments = [(0, n)] if full else lesion_segments(scores.cpu().numpy() > 0, margin)
+    say("decoding slices with memory", 0, 0)
+    done, total = 0, sum(b - a for a, b in segments)
     for a, b in segments:
         sub = feats.select(slice(a, b))
         if bidirectional and b - a > 1:
@@ -239,6 +259,8 @@ def decode_volume(model, feats, bidirectional: bool = True, full: bool = False):
             probs[a:b] = 0.5 * (fwd + bwd)
         else:
             probs[a:b] = decode_stack(model, sub, reverse=False)
+        done += b - a
+        say("decoding slices with memory", done, total)
     return probs
 
 

@@ -40,6 +40,7 @@ from infarctsam.errors import WeightsError
 from infarctsam.io.atomic import atomic_path, write_json
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 __all__ = [
@@ -105,7 +106,12 @@ def card_path_for(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _raw_bytes(tensor: torch.Tensor) -> Any:
+def _raw_bytes(tensor: torch.Tensor | np.ndarray) -> Any:
+    import numpy as np
+
+    if isinstance(tensor, np.ndarray):
+        flat = np.ascontiguousarray(tensor).reshape(-1)
+        return flat.view(np.uint8) if flat.dtype != np.bool_ else flat.astype(np.uint8)
     import torch
 
     flat = tensor.detach().to("cpu").contiguous().reshape(-1)
@@ -114,8 +120,8 @@ def _raw_bytes(tensor: torch.Tensor) -> Any:
     return flat.view(torch.uint8).numpy()
 
 
-def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    """Hash tensors independently of any file layout.
+def state_dict_sha256(state: Mapping[str, torch.Tensor | np.ndarray]) -> str:
+    """Hash tensors (PyTorch or NumPy: the same value for the same data) independently of any file layout.
 
     For each key in sorted order the hash takes ``key``, the dtype name, the shape and the raw bytes (each field
     length-prefixed, so no two different state dicts share a byte stream).
@@ -123,7 +129,8 @@ def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for key in sorted(state):
         tensor = state[key]
-        fields = [key.encode(), str(tensor.dtype).removeprefix("torch.").encode(), repr(tuple(tensor.shape)).encode()]
+        shape = tuple(int(d) for d in tensor.shape)
+        fields = [key.encode(), str(tensor.dtype).removeprefix("torch.").encode(), repr(shape).encode()]
         for item in fields:
             digest.update(struct.pack("<Q", len(item)) + item)
         data = _raw_bytes(tensor)
@@ -226,7 +233,7 @@ def read_card(path: str | Path) -> ModelCard:
     if path.suffix != ".safetensors":
         raise WeightsError(f"weights file {path} is not a .safetensors file")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
     except Exception as exc:  # safetensors raises its own SafetensorError, OSError or ValueError
         raise WeightsError(f"weights file {path} is corrupt or truncated ({_first_line(exc)})") from exc
@@ -261,7 +268,7 @@ def has_card(path: str | Path) -> bool:
     if card_path_for(path).is_file():
         return True
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             return CARD_METADATA_KEY in (handle.metadata() or {})
     except Exception:  # corrupt or missing: let load_weights produce the error
         return True
@@ -312,4 +319,27 @@ def load_weights(
             raise WeightsError(f"tensors of {path} fail their checksum (file altered or corrupt); obtain it again")
     if to_float32:
         state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
+    return state, card
+
+
+def load_weights_numpy(path: str | Path) -> tuple[dict[str, Any], ModelCard]:
+    """:func:`load_weights` without PyTorch: NumPy arrays and the card, tensor count and checksum verified.
+
+    Raises
+    ------
+    WeightsError
+        As :func:`load_weights` (a dtype NumPy cannot hold, such as bfloat16, is reported as unreadable).
+    """
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    card = read_card(path)
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # SafetensorError, OSError, ValueError, TypeError (dtype)
+        raise WeightsError(f"weights file {path} cannot be read without PyTorch ({_first_line(exc)})") from exc
+    if len(state) != card.n_tensors:
+        raise WeightsError(f"weights file {path} holds {len(state)} tensors, its card says {card.n_tensors}")
+    if state_dict_sha256(state) != card.tensors_sha256:
+        raise WeightsError(f"tensors of {path} fail their checksum (file altered or corrupt); obtain it again")
     return state, card

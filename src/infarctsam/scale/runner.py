@@ -114,6 +114,7 @@ def run_batch(
     summary_every_s: float = 2.0,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     cache_dir: str | Path | None = None,
+    precision: str = "auto",
 ) -> BatchReport:
     """Segment every case of a dataset root or case list.
 
@@ -142,7 +143,9 @@ def run_batch(
     on_record : callable, optional
         Called with each case's record as it arrives (after the log and summary are updated).
     cache_dir : str or Path, optional
-        Folder for the exported ONNX image encoder (default ``~/.cache/infarctsam/onnx``).
+        Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
+    precision : str
+        Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``bf16``; see :func:`infarctsam.api.segment`).
 
     Returns
     -------
@@ -168,7 +171,7 @@ def run_batch(
     check_writable(outdir)  # nothing is created before the engine is built
     review = decisions_beside(outdir)  # the review page's decisions, added to the summary CSV
     spec = EngineSpec(engine, None if weights is None else str(weights), device, engine_factory,
-                      cache_dir=None if cache_dir is None else str(Path(cache_dir).absolute()))
+                      cache_dir=None if cache_dir is None else str(Path(cache_dir).absolute()), precision=precision)
     opts = CaseOptions(str(outdir), bids=bids, save_probability=save_probability, qc=qc, force=force,
                        run_id=uuid.uuid4().hex[:12])
     if scheduler:

@@ -53,7 +53,9 @@ class EngineSpec:
     threads : int, optional
         torch threads per process (set when several worker processes share one machine).
     cache_dir : str, optional
-        Folder for the exported ONNX image encoder (default ``~/.cache/infarctsam/onnx``).
+        Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
+    precision : str
+        Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``bf16``).
     """
 
     name: str = "auto"
@@ -62,11 +64,12 @@ class EngineSpec:
     factory: Callable[[], Engine] | None = None
     threads: int | None = None
     cache_dir: str | None = None
+    precision: str = "auto"
 
     def key(self) -> tuple[Any, ...]:
         """Cache key of the engine this spec builds."""
         factory = None if self.factory is None else getattr(self.factory, "__qualname__", repr(self.factory))
-        return (self.name, self.weights, self.device, factory)
+        return (self.name, self.weights, self.device, factory, self.precision)
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def get_engine(spec: EngineSpec) -> Engine:
                 from infarctsam.engines import load_engine
 
                 engine = load_engine(spec.name, weights=spec.weights, device=spec.device,
-                                     cache_dir=spec.cache_dir)
+                                     cache_dir=spec.cache_dir, precision=spec.precision)
             if spec.threads and "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(int(spec.threads))
             _ENGINES[key] = engine

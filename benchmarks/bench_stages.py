@@ -1,0 +1,245 @@
+"""Where the time of one ``infarctsam segment`` goes, stage by stage, and how far each stage is from the machine.
+
+Run by hand (not part of the test suite)::
+
+    python benchmarks/bench_stages.py                       # the bundled ISLES'22 case; writes stages_results.md
+    python benchmarks/bench_stages.py --runs 5 --runtimes openvino:auto onnx:fp32 threshold
+
+1. **Whole process from the shell**: ``infarctsam segment DWI --adc ADC -o OUT -q`` for the default engine and the
+   threshold engine, alternated, after one warm-up each; median and spread of ``--runs`` runs, peak RSS of each
+   (``getrusage`` in a tiny launcher whose only child is the command). Their ratio is the figure to compare across
+   machines: absolute seconds drift on a shared machine.
+2. **Stages**: the same case through :func:`infarctsam.api.segment` in a fresh process per runtime (``openvino:auto``
+   is the default; ``onnx:fp32`` is the engine before the speed work: ONNX Runtime encoder + PyTorch decoder), timed
+   at the stage boundaries the API reports (read, engine load, brain mask, channels, encoder, single-slice decoding,
+   memory decoding, fusion, post-processing with the inverse resampling, QC picture, writing). Imports and engine
+   load are part of the process and listed too.
+3. **FLOPs against the measured rate**: FLOPs of the encoder (per slice), the single-slice decoder (per slice) and
+   the memory step (per pair of slices, full memory) counted by ``torch.utils.flop_counter``, times the slices each
+   stage processed, divided by its seconds; beside the machine's dense matrix-product rate measured here in float32
+   and bfloat16 (``torch.mm`` 2048x2048). A stage far below that rate is bound by memory traffic or overheads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "isles22-sub-strokecase0009" / "sub-strokecase0009_ses-0001"
+
+LAUNCHER = r"""
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True)
+wall = time.perf_counter() - t0
+if proc.returncode != 0:
+    sys.exit(proc.stderr[-2000:])
+print(json.dumps({"stdout": proc.stdout, "wall_s": wall,
+                  "maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+"""
+
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+marks = [("start", 0.0)]
+counts = {}
+def progress(stage, done, total):
+    if not marks or marks[-1][0] != stage:
+        marks.append((stage, time.perf_counter() - t0))
+    if total:
+        counts[stage] = total
+from infarctsam.api import segment
+from infarctsam.engines import load_engine
+marks.append(("imports done", time.perf_counter() - t0))
+runtime = sys.argv[1]
+if runtime == "threshold":
+    engine = load_engine("threshold")
+else:
+    name, precision = runtime.split(":")
+    engine = load_engine("sam")
+    engine.set_runtime(name, precision)
+marks.append(("engine loaded", time.perf_counter() - t0))
+result = segment(sys.argv[2], sys.argv[4], adc=sys.argv[3] or None, engine=engine, progress=progress)
+marks.append(("end", time.perf_counter() - t0))
+print(json.dumps({"marks": marks, "counts": counts, "engine_config": result.summary["engine_config"],
+                  "volume_ml": result.stats.volume_ml}))
+"""
+
+STAGE_NAMES = {"start": "Python start + imports", "imports done": "engine load (weights, compile)",
+               "engine loaded": "read DWI + ADC", "brain mask and intensity normalisation": "brain mask + normalise",
+               "segmenting (engine sam)": "model input channels + resampling", "encoding slices": "image encoder",
+               "decoding slices one by one": "decoder, single slices",
+               "decoding slices with memory": "decoder, memory passes",
+               "drawing the QC picture": "QC picture", "end": ""}
+
+
+def launch(args: list[str]) -> dict:
+    """Run ``args`` as the only child of a tiny launcher: wall seconds, stdout and peak RSS (MiB)."""
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, json.dumps(args)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip()[-400:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def stage_label(name: str) -> str:
+    """Readable name of a stage boundary reported by the API."""
+    if name.startswith("reading"):
+        return "read DWI + ADC"
+    if name.startswith("fusing"):
+        return "fusion with the DWI/ADC contrast"
+    if name.startswith("post-processing"):
+        return "post-processing (threshold, lesions, inverse resampling, checks)"
+    if name.startswith("segmenting"):
+        return "model input channels + resampling" if "sam" in name else "threshold engine"
+    if name.startswith("writing"):
+        return "writing outputs (NIfTI, JSON, PNG)"
+    return STAGE_NAMES.get(name, name)
+
+
+def whole_process(dwi: Path, adc: Path, runs: int, work: Path) -> list[dict]:
+    """Median seconds and peak RSS of the command line, default and threshold engines alternated."""
+    engines = {"default (sam)": [], "threshold": []}
+    rss: dict[str, list[float]] = {k: [] for k in engines}
+    for k in range(runs + 1):  # the first round is the warm-up
+        for label in engines:
+            cmd = [sys.executable, "-m", "infarctsam", "segment", str(dwi), "--adc", str(adc), "-o",
+                   str(work / f"cli-{label[:4]}-{k}"), "-q"] + (["--engine", "threshold"] if label == "threshold"
+                                                              else [])
+            out = launch(cmd)
+            if k:
+                engines[label].append(out["wall_s"])
+                rss[label].append(out["maxrss_mib"])
+    rows = []
+    for label, times in engines.items():
+        rows.append({"engine": label, "runs": len(times), "median_s": statistics.median(times),
+                     "min_s": min(times), "max_s": max(times), "peak_rss_mib": max(rss[label])})
+    return rows
+
+
+def stages(runtime: str, dwi: Path, adc: Path, work: Path) -> dict:
+    """Stage boundaries of one fresh process; durations per stage."""
+    out = launch([sys.executable, "-c", CHILD, runtime, str(dwi), str(adc), str(work / f"stages-{runtime}")])
+    child = json.loads(out["stdout"].strip().splitlines()[-1])
+    marks = child["marks"]
+    durations = [(stage_label(a), b_t - a_t) for (a, a_t), (_, b_t) in zip(marks, marks[1:], strict=False)]
+    tail = out["wall_s"] - marks[-1][1]
+    return {"runtime": runtime, "wall_s": out["wall_s"], "peak_rss_mib": out["maxrss_mib"],
+            "stages": [*durations, ("interpreter exit (and launch)", tail)], "counts": child["counts"],
+            "engine_config": child["engine_config"]}
+
+
+def flop_counts(image_size: int = 128) -> dict[str, float]:
+    """GFLOP of the encoder and the single-slice decoder per slice, and of a memory step per pair of slices."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from infarctsam.engines import default_weights_path
+    from infarctsam.model.build import build_model
+    from infarctsam.model.openvino_sam import EncoderGraph, SingleGraph, StepGraph
+
+    model, _ = build_model(None, default_weights_path())
+    model.requires_grad_(False)  # the counter's module tracker trips over parameters that require gradients
+    cfg = model.sam.config
+    side = cfg.image_embedding_size
+    m = (cfg.num_maskmem - 1) * side * side + (cfg.max_obj_ptrs_in_encoder - 1) * (cfg.d_model // cfg.mem_dim)
+    feat, images = torch.zeros(2, cfg.d_model, side, side), torch.zeros(2, 3, image_size, image_size)
+    parts = {"encoder per slice": (EncoderGraph(model).eval(), (images[:1],)),
+             "single decoder per slice": (SingleGraph(model).eval(), (feat[:1], images[:1])),
+             "memory step per pair": (StepGraph(model, (cfg.max_obj_ptrs_in_encoder - 1) * 4).eval(),
+                                      (feat, feat, torch.zeros(2, m, cfg.mem_dim), torch.zeros(2, m, cfg.mem_dim),
+                                       torch.zeros(2, m), torch.ones(2), images))}
+    out = {}
+    with torch.inference_mode():
+        for name, (module, args) in parts.items():
+            with FlopCounterMode(display=False) as counter:
+                module(*args)
+            out[name] = counter.get_total_flops() / 1e9
+    return out
+
+
+def matmul_rate() -> dict[str, float]:
+    """Dense matrix-product GFLOP/s of this machine (torch.mm 2048x2048, all threads), float32 and bfloat16."""
+    import torch
+
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(2048, 2048).to(dtype)
+        torch.mm(a, a)
+        t = time.perf_counter()
+        for _ in range(5):
+            torch.mm(a, a)
+        rates[name] = 5 * 2 * 2048 ** 3 / (time.perf_counter() - t) / 1e9
+    return rates
+
+
+def markdown(rows: list[dict], runs: list[dict], flops: dict[str, float], rates: dict[str, float]) -> str:
+    """The results as Markdown tables."""
+    lines = ["# Stage benchmark", "", f"Run on {time.strftime('%Y-%m-%d %H:%M')}; case: the bundled ISLES'22 sample "
+             "(112x112x73, DWI + ADC).", "", "## Whole process from the shell", "",
+             "| engine | runs | median (s) | min-max (s) | peak RSS (MiB) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['engine']} | {r['runs']} | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f} | "
+              f"{r['peak_rss_mib']:.0f} |" for r in rows]
+    if len(rows) == 2:
+        lines += ["", f"Ratio default / threshold: {rows[0]['median_s'] / rows[1]['median_s']:.1f}x."]
+    lines += ["", "## Stages (one fresh process per runtime)", ""]
+    header = "| stage | " + " | ".join(f"{r['runtime']} (s)" for r in runs) + " |"
+    lines += [header, "|---|" + "---|" * len(runs)]
+    labels = list(dict.fromkeys(name for r in runs for name, _ in r["stages"]))
+    for label in labels:
+        cells = []
+        for r in runs:
+            total = sum(s for name, s in r["stages"] if name == label)
+            cells.append(f"{total:.2f}" if any(name == label for name, _ in r["stages"]) else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| **whole process** | " + " | ".join(f"**{r['wall_s']:.2f}**" for r in runs) + " |")
+    lines.append("| peak RSS (MiB) | " + " | ".join(f"{r['peak_rss_mib']:.0f}" for r in runs) + " |")
+    lines += ["", "## FLOPs against the measured rate", "",
+              f"Machine dense matrix product: {rates['fp32']:.0f} GFLOP/s float32, {rates['bf16']:.0f} GFLOP/s "
+              "bfloat16 (torch.mm 2048x2048).", "",
+              "| runtime | stage | GFLOP | seconds | GFLOP/s | share of the machine's rate |", "|---|---|---|---|---|---|"]
+    for r in runs:
+        if r["runtime"] == "threshold":
+            continue
+        precision = r["engine_config"].get("precision", "fp32")
+        peak = rates["bf16" if precision == "bf16" else "fp32"]
+        n = r["counts"].get("encoding slices", 0)
+        steps = r["counts"].get("decoding slices with memory", 0)
+        work = {"image encoder": flops["encoder per slice"] * n,
+                "decoder, single slices": flops["single decoder per slice"] * n,
+                "decoder, memory passes": flops["memory step per pair"] * steps}
+        for label, gflop in work.items():
+            seconds = sum(s for name, s in r["stages"] if name == label)
+            if seconds > 0 and gflop > 0:
+                lines.append(f"| {r['runtime']} ({precision}) | {label} | {gflop:.0f} | {seconds:.2f} | "
+                             f"{gflop / seconds:.0f} | {gflop / seconds / peak:.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dwi", default=f"{EXAMPLE}_dwi.nii.gz")
+    parser.add_argument("--adc", default=f"{EXAMPLE}_adc.nii.gz")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runtimes", nargs="+", default=["openvino:auto", "onnx:fp32", "threshold"])
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "stages_results.md"))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="infarctsam-stages-"))
+    dwi, adc = Path(args.dwi), Path(args.adc)
+    rows = whole_process(dwi, adc, args.runs, work) if args.runs else []
+    runs = [stages(runtime, dwi, adc, work) for runtime in args.runtimes]
+    text = markdown(rows, runs, flop_counts(), matmul_rate())
+    Path(args.out).write_text(text, encoding="utf-8")
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"whole_process": rows, "stages": runs}, indent=1),
+                                                   encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
