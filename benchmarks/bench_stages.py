@@ -3,14 +3,15 @@
 Run by hand (not part of the test suite)::
 
     python benchmarks/bench_stages.py                       # the bundled ISLES'22 case; writes stages_results.md
-    python benchmarks/bench_stages.py --runs 5 --runtimes openvino:auto onnx:fp32 threshold
+    python benchmarks/bench_stages.py --runs 5 --runtimes default onnx:fp32 threshold
 
 1. **Whole process from the shell**: ``infarctsam segment DWI --adc ADC -o OUT -q`` for the default engine and the
    threshold engine, alternated, after one warm-up each; median and spread of ``--runs`` runs, peak RSS of each
    (``getrusage`` in a tiny launcher whose only child is the command). Their ratio is the figure to compare across
    machines: absolute seconds drift on a shared machine.
-2. **Stages**: the same case through :func:`infarctsam.api.segment` in a fresh process per runtime (``openvino:auto``
-   is the default; ``onnx:fp32`` is the engine before the speed work: ONNX Runtime encoder + PyTorch decoder), timed
+2. **Stages**: the same case through :func:`infarctsam.api.segment` in a fresh process per runtime (``default``: the
+   engine as ``load_engine("sam")`` gives it; ``onnx:fp32`` is the engine before the speed work: ONNX Runtime encoder
+   + PyTorch decoder), timed
    at the stage boundaries the API reports (read, engine load, brain mask, channels, encoder, single-slice decoding,
    memory decoding, fusion, post-processing with the inverse resampling, QC picture, writing). Imports and engine
    load are part of the process and listed too.
@@ -61,6 +62,8 @@ marks.append(("imports done", time.perf_counter() - t0))
 runtime = sys.argv[1]
 if runtime == "threshold":
     engine = load_engine("threshold")
+elif runtime == "default":
+    engine = load_engine("sam")
 else:
     name, precision = runtime.split(":")
     engine = load_engine("sam")
@@ -203,7 +206,8 @@ def markdown(rows: list[dict], runs: list[dict], flops: dict[str, float], rates:
     lines += ["", "## FLOPs against the measured rate", "",
               f"Machine dense matrix product: {rates['fp32']:.0f} GFLOP/s float32, {rates['bf16']:.0f} GFLOP/s "
               "bfloat16 (torch.mm 2048x2048).", "",
-              "| runtime | stage | GFLOP | seconds | GFLOP/s | share of the machine's rate |", "|---|---|---|---|---|---|"]
+              "| runtime | stage | GFLOP | seconds | GFLOP/s | share of the machine's rate |",
+              "|---|---|---|---|---|---|"]
     for r in runs:
         if r["runtime"] == "threshold":
             continue
@@ -227,7 +231,8 @@ def main() -> None:
     parser.add_argument("--dwi", default=f"{EXAMPLE}_dwi.nii.gz")
     parser.add_argument("--adc", default=f"{EXAMPLE}_adc.nii.gz")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--runtimes", nargs="+", default=["openvino:auto", "onnx:fp32", "threshold"])
+    parser.add_argument("--runtimes", nargs="+", default=["default", "onnx:fp32", "threshold"],
+                        help="default (the engine as loaded), RUNTIME:PRECISION (e.g. onnx:fp32), threshold")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "stages_results.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="infarctsam-stages-"))

@@ -36,7 +36,6 @@ def _case():
 @pytest.mark.parametrize("runtime", ["torch", "onnx", "openvino"])
 def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, tmp_path, runtime):
     from infarctsam.model.onnx_trunk import onnxruntime_available
-
     from infarctsam.model.openvino_parts import openvino_available
 
     if (runtime == "onnx" and not onnxruntime_available()) or (runtime == "openvino" and not openvino_available()):

@@ -13,7 +13,7 @@ from infarctsam.errors import WeightsError
 from infarctsam.io.volume import Volume
 from infarctsam.model.build import ARCHITECTURE, build_model, expected_shapes
 from infarctsam.model.config import ModelConfig
-from infarctsam.model.predictor import VolumePredictor
+from infarctsam.model.predictor import PredictorOptions, VolumePredictor
 from infarctsam.model.sam2 import MemoryBank
 from infarctsam.preprocess import preprocess
 
@@ -57,7 +57,7 @@ def test_untrained_model_is_single_slice_litemedsam_shape(tiny_model):
 
 def test_predictor_probability_volume_and_bounded_memory(tiny_model, monkeypatch):
     pre, _ = _case()
-    predictor = VolumePredictor(tiny_model, TINY)
+    predictor = VolumePredictor(tiny_model, TINY, PredictorOptions(runtime="torch"))  # the PyTorch memory bank
     sizes = []
     original = MemoryBank.add
 
@@ -84,10 +84,10 @@ def test_safetensors_round_trip_and_engine(tmp_path, tiny_model):
     card = ModelCard(name="tiny-test", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
                      licence="Apache-2.0")
     path = save_weights(tmp_path / "tiny.safetensors", tiny_model.state_dict(), card)
-    engine = SamEngine.from_weights(path)
+    engine = SamEngine.from_weights(path, precision="fp32")
     pre, _ = _case()
     a = engine.predict(pre)
-    b = VolumePredictor(tiny_model, TINY).predict(pre)
+    b = VolumePredictor(tiny_model, TINY, PredictorOptions(precision="fp32")).predict(pre)
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert engine.info.name == "sam" and "tiny-test" in engine.info.weights
     assert set(expected_shapes(TINY)) == set(tiny_model.state_dict())
