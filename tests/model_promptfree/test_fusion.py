@@ -159,3 +159,20 @@ def test_fit_fusion_command_writes_weights_that_segment_uses(tmp_path, phantom_f
                               str(tmp_path / "g.safetensors")])
     assert res.exit_code == 2 and "dataset folder not found" in res.output
     assert not (tmp_path / "g.safetensors").exists()
+
+
+def test_depth_on_the_brain_box_equals_the_whole_array_transform():
+    from scipy import ndimage as ndi
+
+    from infarctsam.model.fusion import depth_mm
+
+    rng = np.random.default_rng(3)
+    shape, spacing = (30, 26, 14), (0.9, 1.1, 5.0)
+    idx = np.indices(shape)
+    blob = ((idx[0] - 14) / 9.0) ** 2 + ((idx[1] - 12) / 8.0) ** 2 + ((idx[2] - 7) / 5.0) ** 2 < 1
+    blob &= rng.random(shape) > 0.05  # holes inside
+    edge = np.zeros(shape, bool)
+    edge[:12, 3:20, :] = True  # touching three sides of the array
+    for brain in (blob, edge, np.zeros(shape, bool)):
+        whole = ndi.distance_transform_edt(brain, sampling=spacing) if brain.any() else np.zeros(shape)
+        np.testing.assert_array_equal(depth_mm(brain, spacing)[brain], whole[brain])

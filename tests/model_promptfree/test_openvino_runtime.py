@@ -112,3 +112,30 @@ def test_runtime_choice_and_refusals(trained_like_model, tmp_path):
         _predictor(trained_like_model, "onnx", tmp_path, "bf16")
     with pytest.raises(ValueError, match="unknown precision"):
         _predictor(trained_like_model, "openvino", tmp_path, "fp16")
+
+
+def test_engine_loads_from_the_compiled_parts_and_recovers_from_a_damaged_cache(trained_like_model, tmp_path):
+    """The second engine of the same weights runs from the cache without building the network (no PyTorch needed);
+    a damaged cached part is exported again instead of failing the case."""
+    from infarctsam.engines.sam import SamEngine
+    from infarctsam.model.build import ARCHITECTURE
+    from infarctsam.model.openvino_parts import CompiledPredictor
+    from infarctsam.model.weights_format import ModelCard, save_weights
+
+    card = ModelCard(name="tiny-ov", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
+                     licence="Apache-2.0")
+    weights = save_weights(tmp_path / "tiny.safetensors", trained_like_model.state_dict(), card)
+    cache = tmp_path / "cache"
+    pre = _case()
+    first = SamEngine.from_weights(weights, cache_dir=cache, precision="fp32")
+    assert first._model is not None  # nothing cached yet: the network was built and its parts exported
+    expected = first.predict(pre)
+    second = SamEngine.from_weights(weights, cache_dir=cache, precision="fp32")
+    assert isinstance(second.predictor, CompiledPredictor) and second._model is None
+    assert second.info.config["runtime"] == "openvino" and second.info.config["precision"] == "fp32"
+    np.testing.assert_allclose(second.predict(pre), expected, atol=1e-5)
+    step = next(cache.glob("ov-step-b2-*.onnx"))
+    step.write_bytes(b"damaged")
+    third = SamEngine.from_weights(weights, cache_dir=cache, precision="fp32")
+    np.testing.assert_allclose(third.predict(pre), expected, atol=1e-5)
+    assert third._model is not None and step.read_bytes() != b"damaged"

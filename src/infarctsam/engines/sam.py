@@ -135,26 +135,26 @@ class SamEngine(Engine):
         cache = resolve_cache(cache_dir or "default")
         if not openvino_available():
             return None
+        from infarctsam.model.build import ARCHITECTURE
         from infarctsam.model.config import ModelConfig
         from infarctsam.model.fusion import TENSOR_KEYS, FusionHead
         from infarctsam.model.weights_format import load_weights_numpy
 
         state, card = load_weights_numpy(path)
         key = f"v{GRAPHS_VERSION}-{card.tensors_sha256[:24]}"
-        if card.architecture != "infarctsam-promptfree" or not cached_parts_present(cache, key):
+        if card.architecture != ARCHITECTURE or not cached_parts_present(cache, key):
             return None
         config = ModelConfig(**card.config)
         if config.is_sam2:
             return None
         resolved = default_precision() if precision == "auto" else precision
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        parts = OpenVinoParts(cache, key, resolved, threads)
         try:
-            for name, batch in PARTS:
-                parts.request(name, batch)
             constants = MemoryConstants.load(cache / f"ov-constants-{key}.npz")
-        except (FileNotFoundError, RuntimeError, OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError):
             return None  # damaged cache: the network is built and the parts exported again
+        parts = OpenVinoParts(cache, key, resolved, threads)
+        parts.compile_in_background(PARTS)  # while the case is read and preprocessed
         info: dict[str, Any] = {"name": card.name, "sha256": card.tensors_sha256, "card": card.model_dump()}
         if all(k in state for k in TENSOR_KEYS):
             try:
@@ -166,6 +166,16 @@ class SamEngine(Engine):
         engine._predictors[("auto", precision)] = CompiledPredictor(config, parts, constants)
         engine.predictor = engine._predictors[("auto", precision)]
         return engine
+
+    def _discard_compiled(self) -> None:
+        """Remove this model's compiled parts from the cache and build the network to export them again."""
+        parts = self.predictor.parts
+        if parts.cache is not None:
+            for path in parts.cache.glob(f"ov-*-{parts.key}.*"):
+                path.unlink(missing_ok=True)
+        precision = next(iter(self._predictors))[1]
+        self._predictors.clear()
+        self.set_runtime("auto", precision)
 
     @property
     def info(self) -> EngineInfo:
@@ -185,7 +195,13 @@ class SamEngine(Engine):
         """Lesion probability on the canonical grid: the network's, fused with the DWI/ADC contrast when the
         weights carry a fusion head (:mod:`infarctsam.model.fusion`);
         ``progress`` hears of each batch of slices encoded."""
-        prob = self.predictor.predict(case, progress)
+        try:
+            prob = self.predictor.predict(case, progress)
+        except FileNotFoundError:  # compiled parts in the cache are damaged: export them again
+            if self._model is not None or self._weights_path is None:
+                raise
+            self._discard_compiled()
+            prob = self.predictor.predict(case, progress)
         if self.fusion is None:
             return prob
         if progress is not None:

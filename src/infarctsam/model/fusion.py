@@ -42,6 +42,22 @@ def _logit(prob: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def depth_mm(brain: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Distance (mm) of each brain voxel to the nearest voxel outside the brain: ``distance_transform_edt`` computed
+    on the brain's bounding box widened by one voxel where the array allows. That margin lies outside the brain,
+    and the nearest outside voxel of any brain voxel is never farther than the margin (clamp it into the box: every
+    coordinate gets closer), so the result equals the whole-array transform, on a fraction of its memory."""
+    from scipy import ndimage as ndi
+
+    out = np.zeros(brain.shape, np.float64)
+    boxes = ndi.find_objects(brain.astype(np.uint8))
+    if not boxes or boxes[0] is None:
+        return out
+    box = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(boxes[0], brain.shape, strict=True))
+    out[box] = ndi.distance_transform_edt(brain[box], sampling=spacing)
+    return out
+
+
 def fusion_features(prob: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
                     adc: np.ndarray | None, maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Feature maps of the brain voxels.
@@ -78,7 +94,7 @@ def fusion_features(prob: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacin
     smooth = smooth_in_mask(dwi, brain, 2.0, spacing)
     reach = [max(1, int(round(6.0 / s))) * 2 + 1 for s in spacing[:2]] + [3]
     twin = ndi.maximum_filter(mirror_x(smooth, centre), size=reach)
-    depth = ndi.distance_transform_edt(brain, sampling=spacing)
+    depth = depth_mm(brain, spacing)
     cols = [sam, np.log(np.maximum(ratio, 1e-3)), np.log(np.maximum(asym, 1e-3)),
             np.log(np.maximum(smooth[brain], 1e-3) / np.maximum(twin[brain], 0.2)), np.log1p(depth[brain])]
     if adc is not None:

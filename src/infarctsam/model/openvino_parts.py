@@ -15,6 +15,7 @@ which were produced by that assembly). The tests check both paths give the same 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,6 +89,22 @@ class OpenVinoParts:
             self._config["CACHE_DIR"] = str(cache / "openvino" / precision)
         self._requests: dict[tuple[str, int], object] = {}
         self._bound: dict[tuple[str, int], list[np.ndarray]] = {}
+        self._compiling: threading.Thread | None = None
+        self._failed: dict[tuple[str, int], BaseException] = {}
+
+    def compile_in_background(self, parts: tuple[tuple[str, int], ...] = PARTS) -> None:
+        """Compile ``parts`` in a background thread (OpenVINO releases the GIL while it compiles), so that the
+        caller reads and preprocesses the case meanwhile; the first :meth:`request` waits for it."""
+        def work() -> None:
+            for name, batch in parts:
+                try:
+                    self.request(name, batch)
+                except (FileNotFoundError, RuntimeError, OSError) as exc:  # raised again where the part is used
+                    self._failed[(name, batch)] = exc
+
+        # not a daemon: the interpreter waits for it at exit (OpenVINO must not be torn down mid-compile)
+        self._compiling = threading.Thread(target=work, name="infarctsam-compile", daemon=False)
+        self._compiling.start()
 
     def _source(self, name: str, batch: int, fresh: bool = False):
         from infarctsam.model.export_cache import cached_export
@@ -105,6 +122,13 @@ class OpenVinoParts:
 
     def request(self, name: str, batch: int):
         """The inference request of part ``name`` for ``batch`` rows (static shapes run faster)."""
+        thread = self._compiling
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            self._compiling = None
+        failed = self._failed.pop((name, batch), None)
+        if failed is not None:
+            raise failed
         request = self._requests.get((name, batch))
         if request is None:
             try:

@@ -141,5 +141,6 @@ def render_montage(
         handles = [Line2D([], [], color=OUTLINE_RGB, lw=2, label="predicted infarct outline")]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False, labelcolor="white")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, facecolor="black")
+    # zlib level 3 instead of 6: about a third of the encoding time for a slightly larger file
+    fig.savefig(buf, format="png", dpi=110, facecolor="black", pil_kwargs={"compress_level": 3})
     return buf.getvalue()
