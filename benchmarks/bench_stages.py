@@ -32,19 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_segment import LAUNCHER  # the sibling benchmark's launcher: wall time and the child's own peak RSS
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "isles22-sub-strokecase0009" / "sub-strokecase0009_ses-0001"
-
-LAUNCHER = r"""
-import json, resource, subprocess, sys, time
-t0 = time.perf_counter()
-proc = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True)
-wall = time.perf_counter() - t0
-if proc.returncode != 0:
-    sys.exit(proc.stderr[-2000:])
-print(json.dumps({"stdout": proc.stdout, "wall_s": wall,
-                  "maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
-"""
 
 CHILD = r"""
 import json, sys, time
@@ -88,7 +79,8 @@ def launch(args: list[str]) -> dict:
     proc = subprocess.run([sys.executable, "-c", LAUNCHER, json.dumps(args)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip()[-400:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**out, "maxrss_mib": out["maxrss_kib"] / 1024}
 
 
 def stage_label(name: str) -> str:

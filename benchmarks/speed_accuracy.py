@@ -12,8 +12,8 @@ Dice of each against the case's reference mask is compared. Reference results ar
 
 Cases: the labelled real ISLES'22 cases with their leave-one-out weights (``--fold``) and with the shipped model,
 and every case of a synthetic BIDS cohort (``benchmarks/synthetic_validation.py`` writes the 60-case one; its
-cases are segmented with the shipped model). Output: ``OUT/speed_accuracy.csv`` (one row per case and runtime) and
-``OUT/speed_accuracy.json`` (per runtime: largest and mean absolute Dice change, cases beyond 0.01, mean seconds).
+cases are segmented with the shipped model). Output: ``OUT/speed_accuracy-<candidates>.csv`` (one row per case and
+runtime) and ``.json`` (per runtime and group: largest and mean absolute Dice change, cases beyond 0.01, seconds).
 """
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-    with (out / "speed_accuracy.csv").open("w", newline="", encoding="utf-8") as handle:
+    stem = "speed_accuracy-" + "-".join(c.replace(":", "_") for c in args.candidates)
+    with (out / f"{stem}.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -149,7 +150,7 @@ def main() -> None:
                 "mean_seconds_reference_runtime": round(float(np.mean([r["seconds_reference_runtime"]
                                                                         for r in sel])), 2),
                 "mean_seconds": round(float(np.mean([r["seconds"] for r in sel])), 2)}
-    (out / "speed_accuracy.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (out / f"{stem}.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     for key, value in summary.items():
         print(key, value)
 

@@ -41,8 +41,7 @@ def load_engine(name: str = "auto", weights: str | Path | None = None, device: s
     cache_dir : str or Path, optional
         Folder for the exported model parts of ``sam`` on CPU (default ``~/.cache/infarctsam/onnx``).
     precision : str
-        Arithmetic of ``sam`` on CPU: ``auto`` (bfloat16 where the CPU runs it natively, else float32), ``fp32``,
-        ``bf16``.
+        Arithmetic of ``sam`` on CPU: ``auto``, ``fp32``, ``mixed`` or ``bf16`` (see :func:`infarctsam.api.segment`).
     """
     if name not in ENGINES:
         raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")

@@ -34,7 +34,7 @@ class SamEngine(Engine):
     cache_dir : str or Path, optional
         Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
     precision : str
-        ``auto`` (bfloat16 where the CPU runs it natively, else float32), ``fp32`` or ``bf16``; CPU only.
+        ``auto``, ``fp32``, ``mixed`` or ``bf16`` (see :func:`infarctsam.api.segment`); CPU only.
     """
 
     def __init__(self, model: Any, config: Any, weights_info: dict[str, Any], device: str = "cpu",
@@ -58,8 +58,8 @@ class SamEngine(Engine):
         (``auto``, ``fp32``, ``bf16``; see :class:`~infarctsam.model.predictor.PredictorOptions`)."""
         from infarctsam.model.predictor import PredictorOptions, VolumePredictor
 
-        if precision not in ("auto", "fp32", "bf16"):
-            raise WeightsError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
+        if precision not in ("auto", "fp32", "mixed", "bf16"):
+            raise WeightsError(f"unknown precision {precision!r}; choose auto, fp32, mixed or bf16")
         key = (runtime, precision)
         if key not in self._predictors:
             if self._model is None:  # built from the compiled parts: the network is needed now
@@ -97,7 +97,7 @@ class SamEngine(Engine):
         if not path.is_file():
             raise WeightsError(f"weights file not found: {path}")
         if path.suffix == ".safetensors":
-            if device == "cpu" and precision in ("auto", "fp32", "bf16"):
+            if device == "cpu" and precision in ("auto", "fp32", "mixed", "bf16"):
                 compiled = cls._from_compiled(path, precision, cache_dir)
                 if compiled is not None:
                     return compiled

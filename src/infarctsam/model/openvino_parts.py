@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "mixed", "bf16")
 GRAPHS_VERSION = 5  # part of the export cache key: raise it whenever a graph or the constants change
 HIDDEN = -1.0e9  # logit bias of padded memory tokens: exp(HIDDEN - max) is exactly 0 in float32 and bfloat16
 PARTS = (("encoder", 4), ("single", 8), ("step", 2))  # compiled when a runtime is built (others on first use)
@@ -37,11 +37,20 @@ def openvino_available() -> bool:
 
 
 def default_precision() -> str:
-    """``bf16`` when OpenVINO runs bfloat16 natively on this CPU (AMX / AVX-512 BF16), else ``fp32``."""
+    """``mixed`` (float32 encoder, bfloat16 decoder) when OpenVINO runs bfloat16 natively on this CPU (AMX /
+    AVX-512 BF16), else ``fp32``. A bfloat16 encoder moves some cases' Dice by more than 0.01 (see
+    ``benchmarks/speed_accuracy.py``), so it is not the default."""
     import openvino as ov
 
     hint = str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
-    return "bf16" if "bf" in hint.lower() else "fp32"
+    return "mixed" if "bf" in hint.lower() else "fp32"
+
+
+def part_precision(precision: str, name: str) -> str:
+    """OpenVINO precision (``f32`` / ``bf16``) of part ``name`` under ``precision`` (``fp32``, ``mixed``, ``bf16``)."""
+    if precision == "bf16" or (precision == "mixed" and name != "encoder"):
+        return "bf16"
+    return "f32"
 
 
 def part_stem(name: str, batch: int) -> str:
@@ -67,7 +76,7 @@ class OpenVinoParts:
     key : str
         The weights' key in the cache.
     precision : str
-        ``fp32`` or ``bf16`` (already resolved).
+        ``fp32``, ``mixed`` (float32 encoder, bfloat16 decoder) or ``bf16`` (already resolved).
     threads : int
         Inference threads.
     exporter : callable, optional
@@ -81,12 +90,7 @@ class OpenVinoParts:
 
         self.cache, self.key, self.precision, self.exporter = cache, key, precision, exporter
         self._core = ov.Core()
-        self._config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-                                           "INFERENCE_NUM_THREADS": max(1, int(threads)),
-                                           "PERFORMANCE_HINT": "LATENCY"}
-        if cache is not None:
-            # one folder per precision: OpenVINO's blob key does not tell them apart (a mixed folder crashes it)
-            self._config["CACHE_DIR"] = str(cache / "openvino" / precision)
+        self._threads = max(1, int(threads))
         self._requests: dict[tuple[str, int], object] = {}
         self._bound: dict[tuple[str, int], list[np.ndarray]] = {}
         self._compiling: threading.Thread | None = None
@@ -105,6 +109,16 @@ class OpenVinoParts:
         # not a daemon: the interpreter waits for it at exit (OpenVINO must not be torn down mid-compile)
         self._compiling = threading.Thread(target=work, name="infarctsam-compile", daemon=False)
         self._compiling.start()
+
+    def _config(self, name: str) -> dict[str, object]:
+        """OpenVINO settings of part ``name``."""
+        hint = part_precision(self.precision, name)
+        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": self._threads,
+                                     "PERFORMANCE_HINT": "LATENCY"}
+        if self.cache is not None:
+            # one folder per precision: OpenVINO's blob key does not tell them apart (a mixed folder crashes it)
+            config["CACHE_DIR"] = str(self.cache / "openvino" / {"f32": "fp32"}.get(hint, hint))
+        return config
 
     def _source(self, name: str, batch: int, fresh: bool = False):
         from infarctsam.model.export_cache import cached_export
@@ -131,12 +145,13 @@ class OpenVinoParts:
             raise failed
         request = self._requests.get((name, batch))
         if request is None:
+            config = self._config(name)
             try:
-                compiled = self._core.compile_model(self._source(name, batch), "CPU", self._config)
+                compiled = self._core.compile_model(self._source(name, batch), "CPU", config)
             except RuntimeError:  # a damaged cached export: export it again when we can
                 if self.exporter is None:
                     raise FileNotFoundError(f"{part_stem(name, batch)} in the export cache is damaged") from None
-                compiled = self._core.compile_model(self._source(name, batch, fresh=True), "CPU", self._config)
+                compiled = self._core.compile_model(self._source(name, batch, fresh=True), "CPU", config)
             request = compiled.create_infer_request()
             self._requests[(name, batch)] = request
         return request
@@ -321,7 +336,7 @@ class CompiledPredictor:
 
     @property
     def precision(self) -> str:
-        """``fp32`` or ``bf16``."""
+        """``fp32``, ``mixed`` or ``bf16``."""
         return self.parts.precision
 
     def slice_images(self, case):

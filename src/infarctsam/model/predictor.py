@@ -42,7 +42,8 @@ class PredictorOptions:
         compiled by OpenVINO, :mod:`infarctsam.model.openvino_sam`); ``auto``: ``openvino`` when installed and
         applicable (litemedsam backbone on CPU), else ``onnx`` when installed and applicable, else ``torch``.
     precision : str
-        OpenVINO runtime precision: ``auto`` (bf16 where the CPU runs it natively, else fp32), ``fp32``, ``bf16``.
+        OpenVINO runtime precision: ``fp32``; ``mixed`` (float32 encoder, bfloat16 decoder); ``bf16``; ``auto``
+        (``mixed`` where the CPU runs bfloat16 natively, else ``fp32``).
     onnx_cache : str or Path or None
         Folder for the exported ONNX parts (``"default"``: ``~/.cache/infarctsam/onnx``; None: memory only).
     cache_key : str, optional
@@ -110,10 +111,11 @@ class VolumePredictor:
         self._onnx = None
         self._compiled = None
         self.runtime = self._choose_runtime()
-        if self.options.precision not in ("auto", "fp32", "bf16"):
+        if self.options.precision not in ("auto", "fp32", "mixed", "bf16"):
             raise ValueError(f"unknown precision {self.options.precision!r}")
-        if self.options.precision == "bf16" and self.runtime != "openvino":
-            raise ValueError("bf16 precision needs the openvino runtime (pip install openvino) on CPU")
+        if self.options.precision in ("mixed", "bf16") and self.runtime != "openvino":
+            raise ValueError(f"{self.options.precision} precision needs the openvino runtime (pip install openvino) "
+                             "on CPU")
         if self.runtime == "openvino":
             from infarctsam.model.openvino_parts import CompiledPredictor
             from infarctsam.model.openvino_sam import OpenVinoSam

@@ -145,7 +145,7 @@ def run_batch(
     cache_dir : str or Path, optional
         Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
     precision : str
-        Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``bf16``; see :func:`infarctsam.api.segment`).
+        Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``mixed``, ``bf16``; see :func:`infarctsam.api.segment`).
 
     Returns
     -------

@@ -55,7 +55,7 @@ class EngineSpec:
     cache_dir : str, optional
         Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
     precision : str
-        Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``bf16``).
+        Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``mixed``, ``bf16``).
     """
 
     name: str = "auto"
