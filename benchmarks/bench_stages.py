@@ -98,15 +98,15 @@ def stage_label(name: str) -> str:
     return STAGE_NAMES.get(name, name)
 
 
-def whole_process(dwi: Path, adc: Path, runs: int, work: Path) -> list[dict]:
-    """Median seconds and peak RSS of the command line, default and threshold engines alternated."""
-    engines = {"default (sam)": [], "threshold": []}
+def whole_process(dwi: Path, adc: Path, runs: int, work: Path, variants: list[str]) -> list[dict]:
+    """Median seconds and peak RSS of the command line for each variant (extra options, e.g. ``--precision bf16``;
+    ``default`` for none), alternated round by round after a warm-up round."""
+    engines: dict[str, list[float]] = {v: [] for v in variants}
     rss: dict[str, list[float]] = {k: [] for k in engines}
     for k in range(runs + 1):  # the first round is the warm-up
-        for label in engines:
+        for i, label in enumerate(engines):
             cmd = [sys.executable, "-m", "infarctsam", "segment", str(dwi), "--adc", str(adc), "-o",
-                   str(work / f"cli-{label[:4]}-{k}"), "-q"] + (["--engine", "threshold"] if label == "threshold"
-                                                              else [])
+                   str(work / f"cli-{i}-{k}"), "-q"] + ([] if label == "default" else label.split())
             out = launch(cmd)
             if k:
                 engines[label].append(out["wall_s"])
@@ -181,8 +181,11 @@ def markdown(rows: list[dict], runs: list[dict], flops: dict[str, float], rates:
              "| engine | runs | median (s) | min-max (s) | peak RSS (MiB) |", "|---|---|---|---|---|"]
     lines += [f"| {r['engine']} | {r['runs']} | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f} | "
               f"{r['peak_rss_mib']:.0f} |" for r in rows]
-    if len(rows) == 2:
-        lines += ["", f"Ratio default / threshold: {rows[0]['median_s'] / rows[1]['median_s']:.1f}x."]
+    threshold = [r for r in rows if "threshold" in r["engine"]]
+    if threshold:
+        lines += ["", "Ratio to the threshold engine in the same run: " + ", ".join(
+            f"{r['engine']} {r['median_s'] / threshold[0]['median_s']:.1f}x" for r in rows if r is not threshold[0])
+            + "."]
     lines += ["", "## Stages (one fresh process per runtime)", ""]
     header = "| stage | " + " | ".join(f"{r['runtime']} (s)" for r in runs) + " |"
     lines += [header, "|---|" + "---|" * len(runs)]
@@ -223,13 +226,15 @@ def main() -> None:
     parser.add_argument("--dwi", default=f"{EXAMPLE}_dwi.nii.gz")
     parser.add_argument("--adc", default=f"{EXAMPLE}_adc.nii.gz")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cli", nargs="+", default=["default", "--precision bf16", "--engine threshold"],
+                        help="command-line variants timed as whole processes (extra options; default: none)")
     parser.add_argument("--runtimes", nargs="+", default=["default", "onnx:fp32", "threshold"],
                         help="default (the engine as loaded), RUNTIME:PRECISION (e.g. onnx:fp32), threshold")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "stages_results.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="infarctsam-stages-"))
     dwi, adc = Path(args.dwi), Path(args.adc)
-    rows = whole_process(dwi, adc, args.runs, work) if args.runs else []
+    rows = whole_process(dwi, adc, args.runs, work, args.cli) if args.runs else []
     runs = [stages(runtime, dwi, adc, work) for runtime in args.runtimes]
     text = markdown(rows, runs, flop_counts(), matmul_rate())
     Path(args.out).write_text(text, encoding="utf-8")

@@ -106,8 +106,13 @@ def test_exports_are_cached_and_a_corrupt_export_is_replaced(trained_like_model,
 
 
 def test_runtime_choice_and_refusals(trained_like_model, tmp_path):
+    from infarctsam.model.openvino_parts import default_precision, part_precision
+
     auto = _predictor(trained_like_model, "auto", tmp_path)
     assert auto.runtime == "openvino"  # the default where OpenVINO is installed
+    assert auto.precision == default_precision() in ("mixed", "fp32")  # never an all-bfloat16 default
+    assert [part_precision("mixed", n) for n in ("encoder", "single", "step")] == ["f32", "bf16", "bf16"]
+    assert {part_precision(p, "encoder") for p in ("fp32", "bf16")} == {"f32", "bf16"}
     with pytest.raises(ValueError, match="bf16 precision needs the openvino runtime"):
         _predictor(trained_like_model, "onnx", tmp_path, "bf16")
     with pytest.raises(ValueError, match="unknown precision"):
