@@ -207,13 +207,14 @@ def markdown(rows: list[dict], runs: list[dict], flops: dict[str, float], rates:
         if r["runtime"] == "threshold":
             continue
         precision = r["engine_config"].get("precision", "fp32")
-        peak = rates["bf16" if precision == "bf16" else "fp32"]
         n = r["counts"].get("encoding slices", 0)
         steps = r["counts"].get("decoding slices with memory", 0)
         work = {"image encoder": flops["encoder per slice"] * n,
                 "decoder, single slices": flops["single decoder per slice"] * n,
                 "decoder, memory passes": flops["memory step per pair"] * steps}
         for label, gflop in work.items():
+            low = precision == "bf16" or (precision == "mixed" and label != "image encoder")
+            peak = rates["bf16" if low else "fp32"]
             seconds = sum(s for name, s in r["stages"] if name == label)
             if seconds > 0 and gflop > 0:
                 lines.append(f"| {r['runtime']} ({precision}) | {label} | {gflop:.0f} | {seconds:.2f} | "
@@ -231,15 +232,23 @@ def main() -> None:
     parser.add_argument("--runtimes", nargs="+", default=["default", "onnx:fp32", "threshold"],
                         help="default (the engine as loaded), RUNTIME:PRECISION (e.g. onnx:fp32), threshold")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "stages_results.md"))
+    parser.add_argument("--from-json", default=None, help="only render the Markdown of an earlier run's JSON")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        text = markdown(saved["whole_process"], saved["stages"], saved["flops"], saved["rates"])
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(text)
+        return
     work = Path(tempfile.mkdtemp(prefix="infarctsam-stages-"))
     dwi, adc = Path(args.dwi), Path(args.adc)
     rows = whole_process(dwi, adc, args.runs, work, args.cli) if args.runs else []
     runs = [stages(runtime, dwi, adc, work) for runtime in args.runtimes]
-    text = markdown(rows, runs, flop_counts(), matmul_rate())
+    flops, rates = flop_counts(), matmul_rate()
+    text = markdown(rows, runs, flops, rates)
     Path(args.out).write_text(text, encoding="utf-8")
-    Path(args.out).with_suffix(".json").write_text(json.dumps({"whole_process": rows, "stages": runs}, indent=1),
-                                                   encoding="utf-8")
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"whole_process": rows, "stages": runs, "flops": flops,
+                                                               "rates": rates}, indent=1), encoding="utf-8")
     print(text)
 
 
