@@ -31,10 +31,9 @@ def segment(
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC picture (PNG)."),
     device: Literal["cpu", "cuda"] = typer.Option("cpu", "--device", help="Where the model runs."),
     precision: Literal["auto", "fp32", "mixed", "bf16"] = typer.Option(
-        "auto", "--precision", help="Arithmetic of the sam engine on CPU. fp32: the unoptimised model's results to "
-        "float rounding. mixed: float32 encoder, bfloat16 decoder (every checked case within 0.01 Dice of fp32). "
-        "bf16: all bfloat16, fastest (some cases move by up to 0.024 Dice). auto: mixed where the CPU runs "
-        "bfloat16 natively (AMX or AVX-512 BF16), else fp32."),
+        "auto", "--precision", help="Arithmetic of the sam engine on CPU. auto = fp32: the unoptimised model's "
+        "results to float rounding. mixed: float32 encoder, bfloat16 decoder, faster on CPUs with AMX or AVX-512 "
+        "BF16 (checked cases within 0.0102 Dice of fp32). bf16: all bfloat16, fastest (up to 0.024 Dice)."),
     case_id: str | None = typer.Option(None, "--case-id", metavar="NAME", help="Output name (default: from the file "
                                        "name)."),
     shard: str | None = typer.Option(None, "--shard", metavar="I/N", help="Batch: run shard I/N of the sorted case "

@@ -42,8 +42,8 @@ class PredictorOptions:
         compiled by OpenVINO, :mod:`infarctsam.model.openvino_sam`); ``auto``: ``openvino`` when installed and
         applicable (litemedsam backbone on CPU), else ``onnx`` when installed and applicable, else ``torch``.
     precision : str
-        OpenVINO runtime precision: ``fp32``; ``mixed`` (float32 encoder, bfloat16 decoder); ``bf16``; ``auto``
-        (``mixed`` where the CPU runs bfloat16 natively, else ``fp32``).
+        OpenVINO runtime precision: ``fp32`` (also what ``auto`` means); ``mixed`` (float32 encoder, bfloat16
+        decoder); ``bf16``.
     onnx_cache : str or Path or None
         Folder for the exported ONNX parts (``"default"``: ``~/.cache/infarctsam/onnx``; None: memory only).
     cache_key : str, optional
