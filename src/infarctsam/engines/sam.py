@@ -163,8 +163,7 @@ class SamEngine(Engine):
                 raise WeightsError(f"{path.name}: invalid fusion head ({exc})") from exc
         engine = cls.__new__(cls)
         engine._setup(None, config, info, "cpu", cache_dir, path)
-        engine._predictors[("auto", precision)] = CompiledPredictor(config, parts, constants)
-        engine.predictor = engine._predictors[("auto", precision)]
+        engine.predictor = engine._predictors[("auto", precision)] = CompiledPredictor(config, parts, constants)
         return engine
 
     def _discard_compiled(self) -> None:
@@ -173,9 +172,9 @@ class SamEngine(Engine):
         if parts.cache is not None:
             for path in parts.cache.glob(f"ov-*-{parts.key}.*"):
                 path.unlink(missing_ok=True)
-        precision = next(iter(self._predictors))[1]
+        (runtime, precision), = self._predictors  # the compiled engine holds exactly one predictor
         self._predictors.clear()
-        self.set_runtime("auto", precision)
+        self.set_runtime(runtime, precision)
 
     @property
     def info(self) -> EngineInfo:
