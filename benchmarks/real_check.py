@@ -13,6 +13,13 @@ One command prints the table of the accuracy issue (and the README's accuracy se
   positive), the native oblique ISLES'22 case and the eight unlabelled ISLES'22 DWIs (volumes, warnings, QC
   pictures to look at).
 
+Per labelled case the lesion level is reported too: lesion-wise F1 (ISLES'22 definition: a reference lesion touched
+by one predicted voxel is detected, a predicted lesion touching no reference voxel is a false positive), detected /
+total reference lesions, and the volume error. For the unlabelled scans, ``--judged FILE`` (JSON: scan name ->
+``{"fp_ml": ..., "note": ...}``) adds the false-positive volume a reader judged on each QC picture
+(``benchmarks/accuracy/fp_judged.json`` holds ours). ``--min-lesion-ml`` overrides every engine's smallest kept
+lesion (0 keeps every component, so that smaller sizes can be studied from the written masks).
+
 Everything runs through :func:`infarctsam.api.segment`, the path users take. Results: ``OUT/real_check.json`` and
 the QC pictures under ``OUT/<engine>/``.
 """
@@ -96,25 +103,45 @@ def run_case(engine, scan: dict[str, str], out: Path, use_adc: bool = True) -> d
     adc = scan.get("adc") if use_adc else None
     res = segment(scan["dwi"], out, adc=adc, engine=engine, reference=scan.get("reference"),
                   case_id=scan["name"] + ("" if use_adc or not scan.get("adc") else "_dwi-only"))
+    ref = res.summary.get("reference", {})
     row = {"case": scan["name"], "kind": scan.get("kind", ""), "adc": adc is not None,
            "volume_ml": round(res.stats.volume_ml, 2), "lesions": res.stats.lesion_count,
-           "dice": res.summary.get("reference", {}).get("dice"), "seconds": res.summary["elapsed_s"],
+           "dice": ref.get("dice"), "seconds": res.summary["elapsed_s"],
            "warnings": res.summary.get("warnings", [])}
+    if ref:
+        row.update(lesion_level(ref))
     if "ads_brain" in scan:
         mask = next(f for f in res.files if str(f).endswith("_mask.nii.gz"))
         row.update(ads_checks(scan, Path(mask)))
     return row
 
 
-def leave_one_out(folds: dict[str, str], out: Path) -> list[dict]:
-    """Dice of each fold's model on its held-out case, with and without ADC, beside the threshold engine."""
+def lesion_level(ref: dict) -> dict:
+    """Lesion-wise F1, detected / total reference lesions, predicted lesions and volume error of one case."""
+    gt, pred = ref["volume_gt_ml"], ref["volume_pred_ml"]
+    return {"lesion_f1": round(ref["lesion_f1"], 3), "detected": ref["n_lesions_detected"],
+            "reference_lesions": ref["n_lesions_gt"], "predicted_lesions": ref["n_lesions_pred"],
+            "reference_ml": round(gt, 2), "volume_error_ml": round(pred - gt, 2),
+            "volume_error_pct": round(100.0 * (pred - gt) / gt, 1) if gt > 0 else None}
+
+
+def load_engine_with(name: str, weights: str | None, min_lesion_ml: float | None):
+    """An engine, with its smallest kept lesion overridden when ``min_lesion_ml`` is given."""
     from infarctsam.engines import load_engine
 
+    engine = load_engine(name, weights=weights)
+    if min_lesion_ml is not None:
+        engine.min_lesion_ml = min_lesion_ml
+    return engine
+
+
+def leave_one_out(folds: dict[str, str], out: Path, min_lesion_ml: float | None = None) -> list[dict]:
+    """Dice of each fold's model on its held-out case, with and without ADC, beside the threshold engine."""
     cases = labelled_cases()
-    threshold = load_engine("threshold")
+    threshold = load_engine_with("threshold", None, min_lesion_ml)
     rows = []
     for case, weights in folds.items():
-        sam = load_engine("sam", weights=weights)
+        sam = load_engine_with("sam", weights, min_lesion_ml)
         for engine, name in ((sam, "sam"), (threshold, "threshold")):
             for use_adc in (True, False):
                 r = run_case(engine, {"name": f"isles22-{case}", **cases[case]}, out / "loo" / name, use_adc)
@@ -132,16 +159,25 @@ def main() -> None:
                         help="leave-one-out fold: the labelled case (0009, 0003) and weights trained without it")
     parser.add_argument("--engines", nargs="*", default=["sam", "threshold"],
                         help="engines for the real scans (none: leave-one-out only)")
+    parser.add_argument("--scans", nargs="*", default=None, help="only these real scans (names as in the table)")
+    parser.add_argument("--min-lesion-ml", type=float, default=None,
+                        help="override every engine's smallest kept lesion (mL)")
+    parser.add_argument("--judged", default=None,
+                        help="JSON: scan name -> {fp_ml, note}, false positives judged on the QC pictures")
     args = parser.parse_args()
-    from infarctsam.engines import load_engine
 
     out = Path(args.out)
     folds = dict(f.split("=", 1) for f in args.fold)
-    result = {"loo": leave_one_out(folds, out) if folds else [], "scans": []}
+    judged = json.loads(Path(args.judged).read_text(encoding="utf-8")) if args.judged else {}
+    result = {"loo": leave_one_out(folds, out, args.min_lesion_ml) if folds else [], "scans": []}
     for name in args.engines:
-        engine = load_engine(name, weights=args.weights if name == "sam" else None)
+        engine = load_engine_with(name, args.weights if name == "sam" else None, args.min_lesion_ml)
         for scan in real_scans():
+            if args.scans is not None and scan["name"] not in args.scans:
+                continue
             row = {"engine": name, **run_case(engine, scan, out / name)}
+            if name == "sam" and scan["name"] in judged:
+                row["fp_judged_ml"] = judged[scan["name"]]["fp_ml"]
             result["scans"].append(row)
             print(json.dumps(row), flush=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,16 +188,21 @@ def main() -> None:
 def print_tables(result: dict) -> None:
     """Markdown tables of the leave-one-out and real-scan results."""
     if result["loo"]:
-        print("\n| held-out case | engine | ADC | Dice | volume mL | s |\n|---|---|---|---|---|---|")
+        print("\n| held-out case | engine | ADC | Dice | lesion F1 | detected / lesions | volume mL (reference) "
+              "| volume error | s |\n|---|---|---|---|---|---|---|---|---|")
         for r in result["loo"]:
             print(f"| {r['fold']} | {r['engine']} | {'yes' if r['adc'] else 'no'} | {r['dice']:.3f} | "
-                  f"{r['volume_ml']} | {r['seconds']} |")
-    print("\n| engine | case | ADC | volume mL | lesions | Dice | brain Dice vs ADS | Dice vs ADS lesion "
-          "| mL outside ADS | warnings | s |\n|---|---|---|---|---|---|---|---|---|---|---|")
+                  f"{r['lesion_f1']:.3f} | {r['detected']} / {r['reference_lesions']} | {r['volume_ml']} "
+                  f"({r['reference_ml']}) | {r['volume_error_pct']}% | {r['seconds']} |")
+    print("\n| engine | case | ADC | volume mL | lesions | Dice | lesion F1 | detected / lesions | brain Dice vs ADS "
+          "| Dice vs ADS lesion | mL outside ADS | FP judged on QC, mL | warnings | s |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["scans"]:
+        found = f"{r['detected']} / {r['reference_lesions']}" if "detected" in r else ""
         cells = [r["engine"], r["case"], "yes" if r["adc"] else "no", r["volume_ml"], r["lesions"],
-                 "" if r["dice"] is None else f"{r['dice']:.3f}", r.get("brain_dice_vs_ads", ""),
-                 r.get("lesion_dice_vs_ads", ""), r.get("ml_outside_ads", ""), len(r["warnings"]), r["seconds"]]
+                 "" if r["dice"] is None else f"{r['dice']:.3f}", r.get("lesion_f1", ""), found,
+                 r.get("brain_dice_vs_ads", ""), r.get("lesion_dice_vs_ads", ""), r.get("ml_outside_ads", ""),
+                 r.get("fp_judged_ml", ""), len(r["warnings"]), r["seconds"]]
         print("| " + " | ".join(str(c) for c in cells) + " |")
 
 

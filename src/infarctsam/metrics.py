@@ -40,6 +40,7 @@ METRIC_COLUMNS = (
     "precision",
     "n_lesions_gt",
     "n_lesions_pred",
+    "n_lesions_detected",
 )
 
 
@@ -59,6 +60,7 @@ class CaseMetrics:
     precision: float
     n_lesions_gt: int
     n_lesions_pred: int
+    n_lesions_detected: int
 
     def as_dict(self) -> dict[str, float | int]:
         """The metrics as a plain dict, in :data:`METRIC_COLUMNS` order."""
@@ -293,4 +295,5 @@ def case_metrics(gt: np.ndarray, pred: np.ndarray, affine: np.ndarray) -> CaseMe
         precision=prec,
         n_lesions_gt=lesions.n_gt,
         n_lesions_pred=lesions.n_pred,
+        n_lesions_detected=lesions.tp,
     )

@@ -20,7 +20,7 @@ from infarctsam.report import write_report
 
 REQUIRED_COLUMNS = ["case", "method", "dice", "volume_gt_ml", "volume_pred_ml", "avd_ml", "lesion_f1",
                     "lesion_count_diff", "hd95_mm", "assd_mm", "sensitivity", "precision", "n_lesions_gt",
-                    "n_lesions_pred"]
+                    "n_lesions_pred", "n_lesions_detected"]
 METHOD_KEYS = {"dice_mean", "dice_sd", "dice_median", "dice_iqr", "icc_a1", "icc_c1", "bland_altman",
                "lesion_f1_mean", "avd_ml_mean"}
 VOXEL_ML = 0.9 * 1.1 * 3.0 / 1000

@@ -90,3 +90,31 @@ def test_non_finite_numbers_in_a_training_config_are_refused(tmp_path, value):
                    encoding="utf-8")
     with pytest.raises(ConfigError, match="lr"):
         load_config(cfg)
+
+
+def test_lesion_recall_term_counts_lesions_not_voxels():
+    from infarctsam.train.losses import LossWeights, component_labels, lesion_recall_loss
+
+    target = torch.zeros(2, 1, 6, 6)
+    target[0, 0, 0:3, 0:3] = 1  # a 9-voxel lesion
+    target[0, 0, 5, 5] = 1  # a 1-voxel lesion, not touching the first (8-connectivity)
+    target[1, 0, 2, 2] = 1  # one more single voxel in the second slice
+    labels = component_labels(target)
+    assert labels.shape == target.shape and int(labels.max()) == 3
+    # probability 0.5 everywhere (logit 0): each lesion's soft recall is 0.5, so the term is 0.5
+    assert lesion_recall_loss(torch.zeros_like(target), target).item() == pytest.approx(0.5)
+    # the large lesion found (p ~ 1), the two dots missed (p ~ 0): recall 1, 0, 0 -> term 2/3, although 9 of the
+    # 11 lesion voxels are found (voxel recall 0.82)
+    logits = torch.full_like(target, -30.0)
+    logits[0, 0, 0:3, 0:3] = 30.0
+    assert lesion_recall_loss(logits, target).item() == pytest.approx(2 / 3, abs=1e-6)
+    # no lesion: 0, with a gradient path
+    empty = torch.zeros(1, 1, 4, 4)
+    assert lesion_recall_loss(torch.zeros_like(empty, requires_grad=True), empty).item() == 0.0
+    # off by default; on, it adds its weighted value and reports it
+    iou, obj = torch.zeros(2, 1), torch.zeros(2, 1)
+    base, parts = segmentation_loss(logits, iou, obj, target)
+    assert "lesion" not in parts
+    total, parts = segmentation_loss(logits, iou, obj, target, LossWeights(lesion=2.0))
+    assert parts["lesion"] == pytest.approx(2 / 3, abs=1e-6)
+    assert total.item() == pytest.approx(base.item() + 2 * 2 / 3, abs=1e-4)

@@ -104,6 +104,8 @@ class StageConfig(_Strict):
         Stage 1: fraction of sampled slices that hold lesion (balanced sampling).
     train_neck : bool
         Stage 1: also train the encoder's neck (the last encoder block) on cached trunk features.
+    lesion_loss : float
+        Weight of the lesion-wise recall term (each lesion component counts once, whatever its size; 0 = off).
     """
 
     steps: int = Field(0, ge=0)
@@ -114,6 +116,7 @@ class StageConfig(_Strict):
     clip_length: int = Field(4, ge=2)
     lesion_fraction: float = Field(0.6, ge=0.0, le=1.0)
     train_neck: bool = True
+    lesion_loss: float = Field(0.0, ge=0.0)
 
 
 class TrainConfig(_Strict):

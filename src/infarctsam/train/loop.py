@@ -139,6 +139,7 @@ class Trainer:
         """Train one stage from its current step (resumed or 0) to its configured number of steps."""
         from tqdm import tqdm
 
+        from infarctsam.train.losses import LossWeights
         from infarctsam.train.steps import Stage1Net, Stage2Net, set_trainable, trainable_names
 
         scfg = self.cfg.stage1 if stage == 1 else self.cfg.stage2
@@ -149,7 +150,8 @@ class Trainer:
         params = [p for n, p in self.model.named_parameters() if n in set(names)]
         optimiser = torch.optim.AdamW(params, lr=scfg.lr, weight_decay=scfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(scfg))
-        net = (Stage1Net if stage == 1 else Stage2Net)(self.model, self.pre_neck).to(self.device)
+        weights = LossWeights(lesion=scfg.lesion_loss)
+        net = (Stage1Net if stage == 1 else Stage2Net)(self.model, self.pre_neck, weights).to(self.device)
         net = dist.wrap(net)
         sampler = np.random.default_rng([self.cfg.seed, stage, self.rank])
         if self.state.stage == stage and self.state.step > 0:

@@ -1,9 +1,12 @@
-"""Training losses: focal + Dice on the masks, IoU-prediction and object-score terms (as SAM 2 trains)."""
+"""Training losses: focal + Dice on the masks, IoU-prediction and object-score terms (as SAM 2 trains), and an
+optional lesion-wise recall term that counts lesions, not voxels (a 2-voxel embolus weighs as much as a territorial
+infarct)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -11,12 +14,14 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the loss terms (SAM 2 uses 20 : 1 : 1 : 1 for focal, Dice, IoU and object score)."""
+    """Weights of the loss terms (SAM 2 uses 20 : 1 : 1 : 1 for focal, Dice, IoU and object score; ``lesion``, the
+    lesion-wise recall term, is 0 unless a training configuration asks for it)."""
 
     focal: float = 20.0
     dice: float = 1.0
     iou: float = 1.0
     obj: float = 1.0
+    lesion: float = 0.0
 
 
 def focal_loss(logits: Tensor, target: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
@@ -34,6 +39,37 @@ def dice_loss(logits: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
     p = torch.sigmoid(logits).flatten(1)
     t = target.flatten(1)
     return 1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)
+
+
+def component_labels(target: Tensor) -> Tensor:
+    """8-connected lesion components of each ``[B, 1, S, S]`` 0/1 mask, numbered 1.. across the whole batch
+    (0 = background), as an int64 tensor of the same shape on the target's device."""
+    from scipy import ndimage as ndi
+
+    masks = target.detach().cpu().numpy()[:, 0] > 0.5
+    out = np.zeros(masks.shape, dtype=np.int64)
+    offset = 0
+    for i, m in enumerate(masks):
+        lab, n = ndi.label(m, structure=np.ones((3, 3), dtype=bool))
+        out[i] = np.where(lab > 0, lab + offset, 0)
+        offset += n
+    return torch.from_numpy(out[:, None]).to(target.device)
+
+
+def lesion_recall_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean over the lesion components of the batch of ``1 - soft recall`` of each component (0 when none).
+
+    Every component counts once whatever its size, so the few voxels of a small embolic lesion weigh as much as a
+    large infarct; false positives are left to the focal and Dice terms.
+    """
+    labels = component_labels(target).flatten()
+    n = int(labels.max())
+    if n == 0:
+        return logits.sum() * 0.0
+    p = torch.sigmoid(logits).flatten()
+    hit = torch.zeros(n + 1, device=logits.device, dtype=p.dtype).scatter_add_(0, labels, p)
+    size = torch.bincount(labels, minlength=n + 1).to(p.dtype)
+    return (1.0 - hit[1:] / size[1:]).mean()
 
 
 def segmentation_loss(mask_logits: Tensor, iou_pred: Tensor, obj_logits: Tensor, target: Tensor,
@@ -73,5 +109,10 @@ def segmentation_loss(mask_logits: Tensor, iou_pred: Tensor, obj_logits: Tensor,
     iou = ((iou_pred[:, 0].float() - actual_iou).abs() * present).sum() / n_present
     obj = F.binary_cross_entropy_with_logits(obj_logits[:, 0].float(), present)
     total = weights.focal * focal + weights.dice * dice + weights.iou * iou + weights.obj * obj
-    parts = {k: float(v.detach()) for k, v in (("focal", focal), ("dice", dice), ("iou", iou), ("obj", obj))}
+    named = [("focal", focal), ("dice", dice), ("iou", iou), ("obj", obj)]
+    if weights.lesion > 0:
+        lesion = lesion_recall_loss(logits, target)
+        total = total + weights.lesion * lesion
+        named.append(("lesion", lesion))
+    parts = {k: float(v.detach()) for k, v in named}
     return total, parts

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from infarctsam.train.losses import segmentation_loss
+from infarctsam.train.losses import LossWeights, segmentation_loss
 
 STAGE1_MODULES = ("prompt_tokens", "stem", "sam.sam_mask_decoder", "sam.sam_prompt_encoder.no_mask_embed")
 NECK = "sam.image_encoder.trunk.neck"
@@ -46,25 +46,28 @@ def embed(model: nn.Module, feats: Tensor, pre_neck: bool) -> Tensor:
 class Stage1Net(nn.Module):
     """Single-slice, memory-free prompt-free segmentation loss."""
 
-    def __init__(self, model: nn.Module, pre_neck: bool) -> None:
+    def __init__(self, model: nn.Module, pre_neck: bool, weights: LossWeights | None = None) -> None:
         super().__init__()
         self.model = model
         self.pre_neck = pre_neck
+        self.weights = weights or LossWeights()
 
     def forward(self, feats: Tensor, images: Tensor, masks: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Loss for a batch of cached features ``[B, C, h, w]``, images ``[B, 3, S, S]`` and masks ``[B, S, S]``."""
         features = self.model.features_from_embedding(embed(self.model, feats, self.pre_neck), images)
         out = self.model.step(features, (), encode_memory=False)
-        return segmentation_loss(out.high_res_masks, out.ious, out.object_score_logits, masks[:, None].float())
+        return segmentation_loss(out.high_res_masks, out.ious, out.object_score_logits, masks[:, None].float(),
+                                 self.weights)
 
 
 class Stage2Net(nn.Module):
     """Clip-wise loss with memory across consecutive slices."""
 
-    def __init__(self, model: nn.Module, pre_neck: bool) -> None:
+    def __init__(self, model: nn.Module, pre_neck: bool, weights: LossWeights | None = None) -> None:
         super().__init__()
         self.model = model
         self.pre_neck = pre_neck
+        self.weights = weights or LossWeights()
 
     def forward(self, feats: Tensor, images: Tensor, masks: Tensor, reverse: bool = False
                 ) -> tuple[Tensor, dict[str, float]]:
@@ -84,7 +87,7 @@ class Stage2Net(nn.Module):
             frame = features.select(rows)
             out = self.model.step(frame, bank.entries_for(i), num_frames=length)
             loss, parts = segmentation_loss(out.high_res_masks, out.ious, out.object_score_logits,
-                                            masks[:, i, None].float())
+                                            masks[:, i, None].float(), self.weights)
             total = loss if total is None else total + loss
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v / length
