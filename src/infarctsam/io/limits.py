@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infarctsam.errors import InputError
-from infarctsam.io.safety import MAX_IMAGE_BYTES, MAX_TEXT_BYTES, check_input_path
+from infarctsam.io.safety import MAX_TEXT_BYTES, check_input_path
 
 MAX_VOXEL_BYTES = 64 << 30  # decoded voxels of one image (a 4D DWI of 256x256x80x100 float32 is 2 GiB)
 MAX_DEFLATE_RATIO = 1032  # deflate cannot expand data more than 1032-fold
