@@ -103,7 +103,8 @@ def check_safetensors_header(path: str | Path) -> dict[str, str]:
     at = 0
     for begin, end in ranges:
         if begin != at:
-            raise _bad(path, f"tensor byte ranges {'overlap' if begin < at else 'leave a gap'} at byte {min(at, begin)}")
+            what = "overlap" if begin < at else "leave a gap"
+            raise _bad(path, f"tensor byte ranges {what} at byte {min(at, begin)}")
         at = end
     if at != data_bytes:
         raise _bad(path, f"its tensors cover {at} of the {data_bytes} data bytes")

@@ -204,18 +204,22 @@ def _fill(record: dict[str, Any], summary: dict[str, Any], paths: CasePaths, out
     for key in ("volume_ml", "voxel_count", "lesion_count", "largest_lesion_ml"):
         value = summary.get(key)
         record[key] = round(value, 4) if isinstance(value, float) else value
-    record["warnings"] = "; ".join(summary.get("warnings") or [])
+    from infarctsam.io.text import plain_line
+
+    record["warnings"] = "; ".join(plain_line(w, limit=2000) for w in summary.get("warnings") or [])
     with contextlib.suppress(ValueError):
         record["json"] = paths.summary.relative_to(outdir).as_posix()
 
 
 def error_line(exc: BaseException) -> str:
     """One line describing an exception (user errors as they are, others with their type)."""
+    from infarctsam.io.text import plain_line
+
     if isinstance(exc, InfarctsamError):
-        return str(exc)
+        return plain_line(exc, limit=2000)
     if isinstance(exc, MemoryError):
         return "out of memory"
-    text = " ".join(str(exc).split())
+    text = plain_line(exc, limit=2000)
     return f"unexpected {type(exc).__name__}: {text}" if text else f"unexpected {type(exc).__name__}"
 
 
