@@ -87,5 +87,5 @@ def test_qc_picture_draws_hostile_warnings_as_plain_text():
 
     dwi, _, _, les = head_phantom(shape=(24, 26, 10), spacing=(3.0, 3.0, 6.0), scalp=False)
     png = render_montage(dwi, les > 0, (3.0, 3.0, 6.0), title="case", warnings=[
-        "DWI reader: series $x^{ unbalanced", "\x1b[31m<script>\nnext", "\u202e" + "W" * 3000])
+        "DWI reader: SeriesDescription $x^{$ and $\\frac$", "\x1b[31m<script>\nnext", "\u202e" + "W" * 3000])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
