@@ -5,7 +5,6 @@ case identifiers and output paths, one-line errors and warnings, batch records, 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
