@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -34,8 +33,8 @@ def stuck_write_json(path, obj):  # the mask and QC are written; the JSON is hal
 case_module.write_json = stuck_write_json
 assert install_signal_handlers()
 planned = plan(discover(sys.argv[1]), out)
-worker = threading.Thread(target=run_case, args=(planned[0], CaseOptions(outdir=str(out)), EngineSpec(name="threshold")),
-                          daemon=True)
+opts, spec = CaseOptions(outdir=str(out)), EngineSpec(name="threshold")
+worker = threading.Thread(target=run_case, args=(planned[0], opts, spec), daemon=True)
 worker.start()
 while True:  # the main thread waits, as a Dask worker's event loop does
     time.sleep(0.05)

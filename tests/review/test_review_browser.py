@@ -124,7 +124,7 @@ def test_decision_is_stored_and_exported(page, tmp_path):
 
 
 def test_hostile_names_and_warnings_are_shown_as_text_and_never_run(browser, hostile_page):
-    from conftest import HOSTILE_CASE, HOSTILE_ENGINE, HOSTILE_TITLE, HOSTILE_WARNINGS, HOSTILE_WEIGHTS
+    from review_hostile import HOSTILE_CASE, HOSTILE_ENGINE, HOSTILE_TITLE, HOSTILE_WARNINGS, HOSTILE_WEIGHTS
 
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     pg = context.new_page()

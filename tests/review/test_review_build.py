@@ -104,7 +104,7 @@ def test_cli_builds_page_and_reports_bad_input(batch_out, tmp_path):
 def test_hostile_strings_stay_json_text_in_the_page(hostile_page):
     from html.parser import HTMLParser
 
-    from conftest import HOSTILE_CASE, HOSTILE_ENGINE, HOSTILE_TITLE, HOSTILE_WARNINGS, HOSTILE_WEIGHTS
+    from review_hostile import HOSTILE_CASE, HOSTILE_ENGINE, HOSTILE_TITLE, HOSTILE_WARNINGS, HOSTILE_WEIGHTS
 
     html = hostile_page.read_text(encoding="utf-8")
 
