@@ -4,6 +4,7 @@ highdicom / pydicom, frames checked against the source slices' geometry, and val
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -230,3 +231,18 @@ def test_series_without_frame_of_reference_warns_once_and_writes_the_nifti_outpu
     summary = json.loads((out / "nofor.json").read_text(encoding="utf-8"))
     assert "Frame of Reference" in summary["dicom"]["skipped"]
     assert (out / "nofor_mask.nii.gz").is_file() and not list(out.glob("*.dcm"))
+
+
+def test_hostile_dicom_tags_and_folder_name_never_reach_a_path_or_a_line(tmp_path):
+    aff = oblique_affine(spacing=(3.0, 3.0, 6.0))
+    dwi, _, _, _ = head_phantom(shape=(24, 26, 10), spacing=(3.0, 3.0, 6.0), scalp=False)
+    folder = tmp_path / "in" / "evil <script>alert(1)</script> \u202e..%2f\n"
+    write_mr_series(folder, dwi, aff, patient_id="../../evil\n<script>", description="<img src=x onerror=alert(1)>"
+                    "../../x\x1b[2J")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["segment", str(folder), "--engine", "threshold", "-o", str(out), "--no-qc"])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in out.rglob("*"))
+    assert names and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", n) for n in names), names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]  # nothing written elsewhere
+    assert all(line.isprintable() for line in (res.stdout + res.stderr).splitlines())
