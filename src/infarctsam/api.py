@@ -290,6 +290,8 @@ def segment(
     dicom_files, dicom_record = _dicom_files(dwi_path, dicom_reference, mask, dwi_vol, stats, info, paths)
     if dicom_record is not None:
         summary["dicom"] = dicom_record
+        if dicom_record.get("warning"):
+            summary["warnings"].append(dicom_record["warning"])
     remove_stale_temps([*paths.all(), *(p for p, _ in dicom_files.values())])  # what a killed earlier run left
     files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in, extra=dicom_files)
     if bids:

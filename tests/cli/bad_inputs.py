@@ -186,6 +186,59 @@ def metaimage(folder: Path, keep_bytes: int | None) -> list[str]:
     return [str(folder / "meta_dwi.mhd")]
 
 
+def metaimage_special_data(folder: Path, target: str | None) -> list[str]:
+    """A MetaImage whose data file is a FIFO (``target`` None) or a link to a device."""
+    args = metaimage(folder, None)
+    raw = folder / "meta_dwi.raw"
+    if target is None:
+        os.mkfifo(raw)
+    else:
+        raw.symlink_to(target)
+    return args
+
+
+def metaimage_header(fields: str, data: bytes = b"\0" * 64, local: bool = False,
+                     data_file: str = "promise_dwi.raw") -> Callable[[Path], list[str]]:
+    """A hand-written MetaImage (``.mha`` with the data inline when ``local``, else ``.mhd`` + ``data_file``)."""
+    def build(folder: Path) -> list[str]:
+        head = ("ObjectType = Image\nNDims = 3\nBinaryData = True\nElementSpacing = 1 1 1\n" + fields
+                + f"\nElementDataFile = {'LOCAL' if local else data_file}\n").encode("ascii")
+        if local:
+            (folder / "promise_dwi.mha").write_bytes(head + data)
+            return [str(folder / "promise_dwi.mha")]
+        (folder / "promise_dwi.mhd").write_bytes(head)
+        (folder / "promise_dwi.raw").write_bytes(data)
+        return [str(folder / "promise_dwi.mhd")]
+    return build
+
+
+def nifti_promise(shape: tuple[int, ...], gz: bool) -> Callable[[Path], list[str]]:
+    """A NIfTI header promising ``shape`` float32 voxels, followed by only 4 KiB of data."""
+    def build(folder: Path) -> list[str]:
+        hdr = nib.Nifti1Header()
+        hdr.set_data_shape(shape)
+        hdr.set_data_dtype(np.float32)
+        hdr.set_sform(np.diag([1.0, 1.0, 1.0, 1.0]), code=1)
+        body = hdr.binaryblock + b"\0" * (352 - 348) + np.ones(1024, np.float32).tobytes()
+        path = folder / ("promise_dwi.nii.gz" if gz else "promise_dwi.nii")
+        path.write_bytes(gzip.compress(body) if gz else body)
+        return [str(path)]
+    return build
+
+
+def dicom_rows_promise(folder: Path) -> list[str]:
+    """A DICOM series whose first image's header says 65535 x 65535 pixels (its file holds 16 x 16)."""
+    args = _dicom_series(folder)
+    first = Path(args[0]) / "s0.dcm"
+    raw = first.read_bytes()
+    for tag in (b"\x28\x00\x10\x00", b"\x28\x00\x11\x00"):  # Rows, Columns (implicit or explicit VR)
+        at = raw.index(tag) + len(tag)
+        at += 4 if raw[at:at + 4] in (b"\x02\x00\x00\x00", b"US\x02\x00") else 0
+        raw = raw[:at] + b"\xff\xff" + raw[at + 2:]
+    first.write_bytes(raw)
+    return args
+
+
 def not_dicom_dcm(folder: Path) -> list[str]:
     series = folder / "series"
     series.mkdir()
@@ -351,6 +404,22 @@ BAD_INPUTS: dict[str, Callable[[Path], list[str]]] = {
     "device_as_dwi": device_dwi,
     "huge_sparse_file": huge_sparse_file,
     "fifo_in_dicom_folder": fifo_in_dicom_folder,
+    "metaimage_fifo_data": lambda f: metaimage_special_data(f, None),
+    "metaimage_device_data": lambda f: metaimage_special_data(f, "/dev/zero"),
+    "metaimage_data_file_is_device": metaimage_header("DimSize = 8 8 8\nElementType = MET_FLOAT",
+                                                      data_file="/dev/urandom"),
+    # header fields promising more voxels than the file holds: refused before any allocation (issue 18)
+    "nifti_promises_30000_cubed": nifti_promise((30000, 30000, 30000), gz=False),
+    "nifti_gz_promises_30000_cubed": nifti_promise((30000, 30000, 30000), gz=True),
+    "nifti_promises_more_than_file": nifti_promise((2000, 2000, 200), gz=False),
+    "nifti_gz_promises_more_than_ratio": nifti_promise((2000, 2000, 200), gz=True),
+    "metaimage_promises_100000_cubed": metaimage_header("DimSize = 100000 100000 100000\nElementType = MET_FLOAT"),
+    "metaimage_promises_more_than_file": metaimage_header("DimSize = 512 512 512\nElementType = MET_SHORT"),
+    "mha_compressed_promises_more_than_ratio": metaimage_header(
+        "CompressedData = True\nDimSize = 1000 1000 1000\nElementType = MET_FLOAT", gzip.compress(b"\0" * 64)[10:],
+        local=True),
+    "metaimage_negative_size": metaimage_header("DimSize = 8 -8 8\nElementType = MET_UCHAR"),
+    "dicom_rows_promise_65535": dicom_rows_promise,
     # smaller ones
     "reference_all_nan": reference_all_nan,
     "adc_unknown_unit": adc_unknown_unit,

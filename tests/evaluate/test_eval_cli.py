@@ -212,3 +212,47 @@ def test_api_progress_counts_cases(cohort: dict[str, Path]) -> None:
     res = evaluate(cohort["gt"], [cohort["a"]], progress=lambda *a: calls.append(a))
     n = res.summary["n_cases"]
     assert calls == [("reading masks", i, n) for i in range(1, n + 1)]
+
+
+def _inputs_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (the inputs and anything written beside them)."""
+    import hashlib
+
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["gt", "pred_sub", "clinical_named_like_output", "hardlink_in_output"])
+def test_output_never_replaces_or_writes_into_an_input(cohort: dict[str, Path], tmp_path: Path, where: str) -> None:
+    import os
+
+    clinical = tmp_path / "cohort" / "clinical.csv"
+    clinical.write_text("case,age\ncase00,70\n", encoding="utf-8")
+    args = ["--gt", str(cohort["gt"]), "--pred", str(cohort["a"]), "--no-figures"]
+    if where == "gt":
+        out = cohort["gt"]
+    elif where == "pred_sub":
+        out = cohort["a"] / "report"
+    elif where == "clinical_named_like_output":
+        out = tmp_path / "cohort"
+        clinical = clinical.rename(out / "cases.csv")
+        args += ["--clinical", str(clinical)]
+    else:
+        out = tmp_path / "linked"
+        out.mkdir()
+        os.link(cohort["gt"] / "case00_msk.nii.gz", out / "summary.json")
+    before = _inputs_digest(tmp_path)
+    res = run_cli(*args, "-o", str(out))
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: output ") and len(err.splitlines()) == 1, err
+    assert "input" in err and "evaluated" not in res.stdout
+    assert _inputs_digest(tmp_path) == before  # nothing replaced, nothing written beside the inputs
+    # the Python API refuses too
+    if where in ("gt", "pred_sub"):
+        from infarctsam.errors import OutputError
+
+        result = evaluate(cohort["gt"], [cohort["a"]])
+        with pytest.raises(OutputError):
+            write_report(result, out, figures=False)
+        assert _inputs_digest(tmp_path) == before

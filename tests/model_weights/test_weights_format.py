@@ -172,3 +172,70 @@ def test_card_fields_and_metadata(tmp_path):
         card(created="31/01/2025")
     with pytest.raises(ValueError, match="Extra inputs"):
         card(colour="red")
+
+
+def _with_header(path, header: object, data: bytes, claimed: int | None = None) -> None:
+    text = json.dumps(header).encode("utf-8") if not isinstance(header, bytes) else header
+    path.write_bytes(struct.pack("<Q", len(text) if claimed is None else claimed) + text + data)
+
+
+def _hostile(kind: str, path) -> None:
+    """Rewrite a valid weights file at ``path`` into one hostile class of header."""
+    raw = path.read_bytes()
+    start = data_offset(path)
+    header, data = json.loads(raw[8:start]), raw[start:]
+    name = next(k for k in header if k != "__metadata__")
+    if kind == "length_2_63":
+        _with_header(path, header, data, claimed=2**63)
+    elif kind == "length_beyond_file":
+        _with_header(path, header, data, claimed=len(raw))
+    elif kind == "header_over_16_mib":
+        with path.open("wb") as fh:
+            fh.write(struct.pack("<Q", 20 << 20))
+            fh.truncate(24 << 20)  # sparse: the file is large enough, the claimed header is not sane
+    elif kind == "offsets_outside_file":
+        header[name]["data_offsets"] = [0, 10**15]
+        _with_header(path, header, data)
+    elif kind == "shape_lies_about_range":
+        header[name]["shape"] = [100000, 100000, 100000]
+        _with_header(path, header, data)
+    elif kind == "overlapping_ranges":
+        other = next(k for k in header if k not in ("__metadata__", name))
+        header[other]["data_offsets"], header[other]["shape"] = header[name]["data_offsets"], header[name]["shape"]
+        header[other]["dtype"] = header[name]["dtype"]
+        _with_header(path, header, data)
+    elif kind == "unknown_dtype":
+        header[name]["dtype"] = "F1024"
+        _with_header(path, header, data)
+    elif kind == "header_not_object":
+        _with_header(path, [1, 2, 3], data)
+    elif kind == "header_nested_deeply":
+        _with_header(path, b"[" * 100_000 + b"]" * 100_000, data)
+    elif kind == "metadata_not_strings":
+        header["__metadata__"] = {CARD_METADATA_KEY: {"name": "<script>"}}
+        _with_header(path, header, data)
+
+
+HOSTILE_HEADERS = ["length_2_63", "length_beyond_file", "header_over_16_mib", "offsets_outside_file",
+                   "shape_lies_about_range", "overlapping_ranges", "unknown_dtype", "header_not_object",
+                   "header_nested_deeply", "metadata_not_strings"]
+
+
+@pytest.mark.parametrize("kind", HOSTILE_HEADERS)
+def test_huge_or_lying_safetensors_header_is_refused_in_one_line(tmp_path, kind):
+    from typer.testing import CliRunner
+
+    from infarctsam.cli import app
+    from infarctsam.model.weights_format import load_weights_numpy
+
+    path = save_weights(tmp_path / "toy.safetensors", small_state(), card())
+    card_path_for(path).unlink()
+    _hostile(kind, path)
+    for loader in (read_card, load_weights, load_weights_numpy):
+        with pytest.raises(WeightsError, match="toy.safetensors is corrupt or truncated: ") as info:
+            loader(path)
+        assert "\n" not in str(info.value)
+    res = CliRunner().invoke(app, ["weights", "inspect", str(path)])
+    err = res.stderr.strip()
+    assert res.exit_code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, (kind, res.output)
+    assert "Traceback" not in res.output

@@ -4,6 +4,7 @@ highdicom / pydicom, frames checked against the source slices' geometry, and val
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -210,3 +211,38 @@ def test_dciodvfy_finds_no_error(oblique_series, tmp_path, empty):
         assert not errors, "\n".join(lines)
     items = _content_items(pydicom.dcmread(tmp_path / "sr.dcm").ContentSequence)
     assert ("Algorithm Name", "infarctsam sam") in items and ("Algorithm Parameters", "weights=w.safetensors") in items
+
+
+def test_series_without_frame_of_reference_warns_once_and_writes_the_nifti_outputs(tmp_path):
+    aff = oblique_affine(spacing=(3.0, 3.0, 6.0))
+    dwi, _, _, _ = head_phantom(shape=(24, 26, 10), spacing=(3.0, 3.0, 6.0), scalp=False)
+    folder = tmp_path / "series"
+    for path in write_mr_series(folder, dwi, aff):
+        ds = pydicom.dcmread(path)
+        del ds.FrameOfReferenceUID
+        ds.save_as(path, enforce_file_format=True)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["segment", str(folder), "--engine", "threshold", "--case-id", "nofor", "-o", str(out),
+                              "--no-qc"])
+    assert res.exit_code == 0, res.output
+    said = [line for line in res.stderr.splitlines() if "SEG/SR" in line]
+    assert len(said) == 1 and said[0].startswith("warning: DICOM SEG/SR not written"), res.stderr
+    assert "Frame of Reference UID" in said[0] and "export the series" in said[0]
+    summary = json.loads((out / "nofor.json").read_text(encoding="utf-8"))
+    assert "Frame of Reference" in summary["dicom"]["skipped"]
+    assert (out / "nofor_mask.nii.gz").is_file() and not list(out.glob("*.dcm"))
+
+
+def test_hostile_dicom_tags_and_folder_name_never_reach_a_path_or_a_line(tmp_path):
+    aff = oblique_affine(spacing=(3.0, 3.0, 6.0))
+    dwi, _, _, _ = head_phantom(shape=(24, 26, 10), spacing=(3.0, 3.0, 6.0), scalp=False)
+    folder = tmp_path / "in" / "evil <script>alert(1)</script> \u202e..%2f\n"
+    write_mr_series(folder, dwi, aff, patient_id="../../evil\n<script>", description="<img src=x onerror=alert(1)>"
+                    "../../x\x1b[2J")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["segment", str(folder), "--engine", "threshold", "-o", str(out), "--no-qc"])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in out.rglob("*"))
+    assert names and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", n) for n in names), names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]  # nothing written elsewhere
+    assert all(line.isprintable() for line in (res.stdout + res.stderr).splitlines())

@@ -62,3 +62,12 @@ def marker_volume():
     idx = np.unravel_index(int(np.argmax(score)), data.shape)
     data[idx] = 1.0
     return data, aff
+
+
+
+@pytest.fixture(scope="session")
+def hostile_page(batch_out, tmp_path_factory) -> Path:
+    """The review page of a copy of the batch whose case JSONs hold markup and script in every string field."""
+    from review_hostile import make_hostile_page
+
+    return make_hostile_page(batch_out, tmp_path_factory.mktemp("review-hostile"))

@@ -121,3 +121,36 @@ def test_decision_is_stored_and_exported(page, tmp_path):
     assert got["bravo"]["review_note"] == "posterior edge missed, \"recheck\""
     assert got["alpha"]["review_decision"] == "accept" and set(got) == {"alpha", "bravo"}
     assert page.problems == []
+
+
+def test_hostile_names_and_warnings_are_shown_as_text_and_never_run(browser, hostile_page):
+    from review_hostile import HOSTILE_CASE, HOSTILE_ENGINE, HOSTILE_TITLE, HOSTILE_WARNINGS, HOSTILE_WEIGHTS
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    pg.goto(hostile_page.as_uri())
+    pg.wait_for_selector("#cohort tbody tr")
+    row = pg.locator("#cohort tbody tr").filter(has_text=HOSTILE_CASE)
+    assert row.count() == 1
+    table = pg.text_content("#cohort tbody")
+    for text in (HOSTILE_CASE, HOSTILE_ENGINE, HOSTILE_WEIGHTS, HOSTILE_WARNINGS[0]):
+        assert text in table, text  # shown literally
+    row.hover()
+    row.click()
+    pg.wait_for_function("() => document.getElementById('slice-label').textContent.startsWith('slice')")
+    assert pg.text_content("#case-title").startswith(HOSTILE_CASE)
+    shown = pg.eval_on_selector_all("#case-warnings li", "li => li.map(x => x.textContent)")
+    assert shown[: len(HOSTILE_WARNINGS)] == HOSTILE_WARNINGS
+    pg.hover("#case-warnings")
+    _open(pg, "bravo")
+    assert pg.get_attribute("#qc-link", "href").startswith("../") and \
+        pg.evaluate("() => document.getElementById('qc-link').protocol") == "file:"
+    assert pg.title().startswith(HOSTILE_TITLE) and pg.text_content("#title") == HOSTILE_TITLE
+    # nothing injected ran or was created: no marker, no element from the strings
+    assert pg.evaluate("() => window.__pwned") is None
+    assert pg.evaluate("() => document.querySelectorAll('svg, iframe, #cohort b, img[src=\"x\"]').length") == 0
+    assert problems == []
+    context.close()

@@ -99,3 +99,32 @@ def test_cli_builds_page_and_reports_bad_input(batch_out, tmp_path):
     assert res.exit_code == 2 and "--output" in res.stderr
     res = runner.invoke(app, ["review", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "not found" in res.stderr
+
+
+def test_hostile_strings_stay_json_text_in_the_page(hostile_page):
+    from html.parser import HTMLParser
+
+    from review_hostile import HOSTILE_CASE, HOSTILE_ENGINE, HOSTILE_TITLE, HOSTILE_WARNINGS, HOSTILE_WEIGHTS
+
+    html = hostile_page.read_text(encoding="utf-8")
+
+    class Tags(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+
+    parser = Tags()
+    parser.feed(html)
+    # the template's own elements only: three scripts (rows, configuration, code), no injected img/svg/iframe/b
+    assert parser.tags.count("script") == 3 and not {"img", "svg", "iframe", "b"} & set(parser.tags)
+    rows = {r["case"]: r for r in _rows(html)}
+    row = rows[HOSTILE_CASE]
+    assert row["warnings"][: len(HOSTILE_WARNINGS)] == HOSTILE_WARNINGS
+    assert (row["engine"], row["weights"]) == (HOSTILE_ENGINE, HOSTILE_WEIGHTS)
+    assert rows["bravo"]["qc"].endswith("javascript%3Awindow.__pwned%3D6")  # a relative file link, not a scheme
+    config = json.loads(re.search(r'<script id="review-config" type="application/json">(.*?)</script>', html,
+                                  re.S).group(1))
+    assert config["title"] == HOSTILE_TITLE

@@ -28,7 +28,9 @@ STATE = _State()
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` (one line) to stderr and return the Exit to raise."""
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    from infarctsam.io.text import plain_line
+
+    typer.echo(f"error: {plain_line(message, limit=2000)}", err=True)
     return typer.Exit(code)
 
 

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from infarctsam.cli.progress import StageProgress
         from infarctsam.evaluate import evaluate
-        from infarctsam.report import write_report
+        from infarctsam.report import check_report_output, write_report
         from infarctsam.report.tables import BA_UNITS
 
         if output is not None and outdir is not None and output != outdir:
@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         output = output or outdir
         if output is None:
             raise common.fail("missing option --output / -o (the output folder)")
+        common.run(check_report_output, output, [gt, *pred, clinical, image_dir])
         progress = StageProgress.for_terminal(quiet)
         progress("pairing reference and predicted masks")
         result = common.run(

@@ -87,8 +87,10 @@ def segment(
     if "reference" in result.summary:
         line += f", Dice {result.summary['reference']['dice']:.3f} vs reference"
     typer.echo(line)
+    from infarctsam.io.text import plain_line
+
     for warning in result.summary.get("warnings", []):
-        echo_err(f"warning: {warning}")
+        echo_err(f"warning: {plain_line(warning, limit=2000)}")
     for f in result.files:
         echo_err(f"wrote {f}")
 

@@ -61,7 +61,9 @@ def captured_stderr() -> Iterator[list[str]]:
 
 
 def _clean(line: str) -> str:
-    return " ".join(_ADDRESS.sub("", line).split())
+    from infarctsam.io.text import plain_line
+
+    return plain_line(_ADDRESS.sub("", line), limit=1000)
 
 
 def summary(lines: list[str], limit: int = 200) -> str:

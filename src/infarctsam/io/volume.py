@@ -18,6 +18,7 @@ import numpy as np
 
 from infarctsam.errors import InputError
 from infarctsam.io.capture import captured_stderr, summary
+from infarctsam.io.limits import check_dicom_promise, check_metaimage, check_nifti_promise
 from infarctsam.io.safety import check_input_path
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -149,6 +150,7 @@ def _read_nifti(path: Path) -> Volume:
         img = nib.load(str(path))
         if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
             raise InputError(f"{path.name}: not a NIfTI-1/2 image")
+        check_nifti_promise(path, img.header)
         raw = np.asanyarray(img.dataobj)
     except InputError:
         raise
@@ -179,6 +181,7 @@ def _check_raw_pixdim(img: Any, path: Path) -> None:
 def _read_itk(path: Path) -> Volume:
     import SimpleITK as sitk
 
+    check_metaimage(path)
     with captured_stderr() as said:
         try:
             img = sitk.ReadImage(str(path))
@@ -222,6 +225,7 @@ def _read_dicom_series(folder: Path) -> Volume:
     with captured_stderr():
         files_per_series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series}
     sid = max(files_per_series, key=lambda s: len(files_per_series[s]))
+    check_dicom_promise(files_per_series[sid])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files_per_series[sid])
     with captured_stderr() as said:

@@ -198,6 +198,9 @@ def _best_match(
 def _read_foreign_safetensors(path: Path) -> dict:
     from safetensors.torch import load_file
 
+    from infarctsam.model.weights_header import check_safetensors_header
+
+    check_safetensors_header(path)
     try:
         return load_file(str(path), device="cpu")
     except Exception as exc:  # SafetensorError, OSError

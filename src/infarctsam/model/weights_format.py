@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from infarctsam._version import __version__
 from infarctsam.errors import WeightsError
 from infarctsam.io.atomic import atomic_path, write_json
+from infarctsam.model.weights_header import check_safetensors_header
 
 if TYPE_CHECKING:
     import numpy as np
@@ -232,6 +233,7 @@ def read_card(path: str | Path) -> ModelCard:
         raise WeightsError(f"weights file {path} does not exist")
     if path.suffix != ".safetensors":
         raise WeightsError(f"weights file {path} is not a .safetensors file")
+    check_safetensors_header(path)  # a huge or lying header: one line, before the library maps anything
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
@@ -268,6 +270,7 @@ def has_card(path: str | Path) -> bool:
     if card_path_for(path).is_file():
         return True
     try:
+        check_safetensors_header(path)
         with safe_open(str(path), framework="numpy") as handle:
             return CARD_METADATA_KEY in (handle.metadata() or {})
     except Exception:  # corrupt or missing: let load_weights produce the error

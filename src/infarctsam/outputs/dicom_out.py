@@ -105,6 +105,10 @@ def read_source_series(folder: str | Path, series_uid: str | None = None) -> lis
                              "slice is needed)")
         if not all(k in ds for k in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")):
             raise InputError(f"{folder}: DICOM image {ds.get('SOPInstanceUID', '?')} has no position/orientation")
+        if not str(ds.get("FrameOfReferenceUID", "") or "").strip():
+            raise InputError(f"{folder.name}: the DICOM series has no Frame of Reference UID (0020,0052), which a "
+                             "DICOM SEG must share with its source images; export the series from the scanner or "
+                             "PACS with it to get a SEG/SR")
     normal = np.cross(*np.asarray(images[0].ImageOrientationPatient, dtype=float).reshape(2, 3))
     return sorted(images, key=lambda d: float(np.dot(normal, np.asarray(d.ImagePositionPatient, dtype=float))))
 
@@ -317,14 +321,25 @@ def is_dicom_input(path: str | Path) -> bool:
     return path.is_dir() or looks_like_dicom(path)
 
 
+def skipped_warning(exc: BaseException) -> str:
+    """The one warning line for a DICOM DWI whose SEG/SR cannot be written: what is missing and how to fix it."""
+    reason = " ".join(str(exc).split())
+    if "highdicom" in reason or "pip install" in reason:
+        return ("DICOM SEG/SR not written: the optional 'dicom' extra (highdicom, pydicom) is not installed; "
+                "pip install 'infarctsam[dicom]' and rerun to get them")
+    return f"DICOM SEG/SR not written: {reason}"
+
+
 def case_dicom_files(dwi: str | Path, reference_series: str | Path | None, mask: np.ndarray, affine: np.ndarray,
                      report: DicomReport, mask_path: Path, series_uid: str | None = None
                      ) -> tuple[dict[str, tuple[Path, bytes]], dict[str, Any] | None]:
     """The SEG and SR of a case, to write beside its mask, and what to record about them in the case JSON.
 
     With ``reference_series`` given, the files are built from that series and any problem is an error. Without it,
-    they are built when the DWI itself is a DICOM series; a problem then (highdicom missing, an enhanced multi-frame
-    series) is recorded under ``dicom.skipped`` in the JSON and the NIfTI outputs are written as usual.
+    they are built when the DWI itself is a DICOM series; a problem then (highdicom missing, no Frame of Reference UID,
+    an enhanced multi-frame series) is recorded under ``dicom.skipped`` in the JSON with one line naming the reason and
+    the fix under ``dicom.warning`` (also among the case's warnings, so it is printed on stderr), and the NIfTI outputs
+    are written as usual.
 
     Parameters
     ----------
@@ -355,7 +370,7 @@ def case_dicom_files(dwi: str | Path, reference_series: str | Path | None, mask:
     except InputError as exc:
         if explicit:
             raise
-        return {}, {"series": str(series), "skipped": str(exc)}
+        return {}, {"series": str(series), "skipped": str(exc), "warning": skipped_warning(exc)}
     stem = mask_path.name[: -len("_mask.nii.gz")] if mask_path.name.endswith("_mask.nii.gz") else mask_path.stem
     files = {"dicom_seg": (mask_path.with_name(f"{stem}_seg.dcm"), seg),
              "dicom_sr": (mask_path.with_name(f"{stem}_sr.dcm"), sr)}

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from infarctsam.io.text import plain_line
 from infarctsam.outputs.qc_layout import choose_slices, crop_box
 
 TP_RGB = (0.0, 0.85, 0.0)
@@ -132,8 +133,9 @@ def render_montage(
         ax.text(0.99, 0.5, "L", color="white", fontsize=7, transform=ax.transAxes, va="center", ha="right")
     for i, text in enumerate(lines):
         colour = WARNING_RGB if i >= 2 else "white"
-        fig.text(0.5, 1 - (0.12 + 0.22 * i) / fig_h, text, ha="center", va="top", color=colour,
-                 fontsize=9 if i < 2 else 8, fontweight="bold" if i == 0 else "normal")
+        fig.text(0.5, 1 - (0.12 + 0.22 * i) / fig_h, plain_line(text, limit=160), ha="center", va="top",
+                 color=colour, fontsize=9 if i < 2 else 8, fontweight="bold" if i == 0 else "normal",
+                 parse_math=False, usetex=False)  # text from files is drawn as it is, never as mathtext
     if ref is not None:
         handles = [Line2D([], [], color=c, lw=2, label=lab) for c, lab in
                    ((TP_RGB, "TP (both)"), (FP_RGB, "FP (prediction only)"), (FN_RGB, "FN (reference only)"))]

@@ -5,12 +5,38 @@ Every file is written atomically (:mod:`infarctsam.io.atomic`); ``report.html`` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from infarctsam.evaluate.api import EvaluationResult
     from infarctsam.report.figures import ReportFigure
+
+
+REPORT_FILES = ("cases.csv", "summary.json", "summary.md", "report.html", "overlays.png", "dice.png",
+                "bland_altman.png", "paired_dice.png", "volume_scatter.png")
+
+
+def check_report_output(outdir: str | Path, inputs: Iterable[str | Path | None]) -> None:
+    """Refuse a report folder that would replace or write into an input, before anything is read or written.
+
+    Parameters
+    ----------
+    outdir : str or Path
+        The report folder.
+    inputs : iterable of path or None
+        The evaluation's inputs: reference and prediction folders, the clinical table, the image folder.
+
+    Raises
+    ------
+    OutputError
+        A report file would replace an input (also through a link), or lie inside an input folder.
+    """
+    from infarctsam.io.safety import check_not_inputs
+
+    outdir = Path(outdir)
+    check_not_inputs([outdir / name for name in REPORT_FILES], inputs)
 
 
 def make_figures(result: EvaluationResult, overlay_cases: list[str] | None = None, image_dir: Path | None = None,
@@ -59,7 +85,7 @@ def write_report(result: EvaluationResult, outdir: str | Path, figures: bool = T
     InputError
         An overlay case that was not evaluated.
     OutputError
-        The folder cannot be created or written.
+        The folder cannot be created or written, or lies in an input folder (see :func:`check_report_output`).
     """
     from infarctsam.errors import InputError, OutputError
     from infarctsam.io.atomic import atomic_path, write_json, write_text
@@ -74,6 +100,7 @@ def write_report(result: EvaluationResult, outdir: str | Path, figures: bool = T
     image_dir = Path(image_dir) if image_dir else None
     if outdir.exists() and not outdir.is_dir():
         raise OutputError(f"output path {outdir} exists and is not a folder")
+    check_report_output(outdir, [result.gt_root, *result.pred_roots.values(), image_dir])
     outputs: dict[str, Path] = {}
     with atomic_path(outdir / "cases.csv") as tmp:
         result.cases.to_csv(tmp, index=False, float_format="%.6g", na_rep="")

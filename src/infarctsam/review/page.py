@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from infarctsam._version import __version__
 from infarctsam.errors import OutputError
@@ -69,7 +70,10 @@ def case_row(case: ReviewCase, key: str, thumb: bytes | None, data_file: str | N
     s = case.summary
     ref = s.get("reference") or {}
     qc = (s.get("outputs") or {}).get("qc")
-    qc_path = None if case.json_path is None or not qc else case.json_path.parent / qc
+    # the QC picture beside the JSON, by its bare name: a recorded "javascript:..." or "/etc/..." never becomes a link
+    qc_path = None if case.json_path is None or not isinstance(qc, str) else case.json_path.parent / Path(qc).name
+    if qc_path is not None and not qc_path.is_file():
+        qc_path = None
     return {
         "id": key, "case": case.case, "status": case.status,
         "volume_ml": _number(s.get("volume_ml"), 3), "lesion_count": _number(s.get("lesion_count"), 0),
@@ -78,22 +82,25 @@ def case_row(case: ReviewCase, key: str, thumb: bytes | None, data_file: str | N
         "warnings": case.warnings,
         "thumb": None if thumb is None else "data:image/png;base64," + base64.b64encode(thumb).decode("ascii"),
         "data": data_file,
-        "qc": None if qc_path is None else Path(os.path.relpath(qc_path.resolve(), base.resolve())).as_posix(),
+        "qc": None if qc_path is None else quote(Path(os.path.relpath(qc_path.resolve(), base.resolve())).as_posix()),
     }
 
 
 def _script_json(obj: Any) -> str:
-    """JSON safe inside a <script> element."""
-    return json.dumps(obj, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
+    """JSON safe inside a <script> element: ``<``, ``>`` and ``&`` as ``\\u`` escapes (still valid JSON, so no string
+    can close the element or open a comment)."""
+    text = json.dumps(obj, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def render_html(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
     """The page: the template with its styles, script, rows and configuration inlined."""
-    html = _asset("review.html")
-    for marker, text in (("/*__CSS__*/", _asset("review.css")), ("/*__JS__*/", _asset("review.js")),
-                         ("/*__ROWS__*/", _script_json(rows)), ("/*__CONFIG__*/", _script_json(config))):
-        html = html.replace(marker, text)
-    return html
+    import re
+
+    parts = {"CSS": _asset("review.css"), "JS": _asset("review.js"), "ROWS": _script_json(rows),
+             "CONFIG": _script_json(config)}
+    # one pass over the template: a marker inside a case's text is never replaced in turn
+    return re.sub(r"/\*__(CSS|JS|ROWS|CONFIG)__\*/", lambda m: parts[m.group(1)], _asset("review.html"))
 
 
 def build_review(inputs: list[Path], output: Path, *, title: str | None = None, max_side: int = 256,

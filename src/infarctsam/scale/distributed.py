@@ -97,6 +97,10 @@ class DaskExecutor:
             except (OSError, TimeoutError, ValueError) as exc:
                 first = " ".join(str(exc).split()) or type(exc).__name__
                 raise ConfigError(f"cannot reach the Dask scheduler at {value}: {first}") from exc
+        from infarctsam.scale.dask_plugin import SignalCleanup
+
+        # every worker process, also one started later, cleans up on SIGTERM/SIGHUP like the local runner
+        self.client.register_plugin(SignalCleanup(), name=SignalCleanup.name)
         self.spec = spec
 
     def engine_identity(self) -> dict[str, Any]:

@@ -33,6 +33,52 @@ if TYPE_CHECKING:
 STATUSES = ("ok", "skipped", "failed")
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
 _ENGINES_LOCK = threading.Lock()  # a Dask worker with several threads builds its engine once
+_ACTIVE: dict[int, CasePaths] = {}  # thread id -> outputs of the case that thread is writing
+STOP_GRACE_S = 10.0  # how long a stopping worker waits for its cases to unwind before removing their files itself
+
+
+class WorkerStopping(KeyboardInterrupt):
+    """Raised in a worker thread running a case when its process gets SIGTERM or SIGHUP, so the case unwinds like an
+    interrupted local run: its temporary files and partial outputs are removed."""
+
+
+def install_signal_handlers() -> bool:
+    """Make SIGTERM and SIGHUP end this worker process cleanly, like the local runner.
+
+    On the signal every case this process is running unwinds (:class:`WorkerStopping` raised in its thread): its
+    temporary files and any output it already wrote are removed, exactly as when a local run is interrupted. A case
+    stuck in a library call for more than :data:`STOP_GRACE_S` has its files removed by the handler. The process then
+    ends with exit code 128 + the signal. Call it in the main thread of a worker process (a Dask worker plugin does).
+
+    Returns
+    -------
+    bool
+        False when not in the main thread (nothing installed).
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(signum, _stop_worker)
+    return True
+
+
+def _stop_worker(signum: int, frame: Any) -> None:
+    import ctypes
+
+    for tid in list(_ACTIVE):
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(WorkerStopping))
+    deadline = time.monotonic() + STOP_GRACE_S
+    while _ACTIVE and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for paths in list(_ACTIVE.values()):
+        clear_case(paths)
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 @dataclass(frozen=True)
@@ -204,18 +250,22 @@ def _fill(record: dict[str, Any], summary: dict[str, Any], paths: CasePaths, out
     for key in ("volume_ml", "voxel_count", "lesion_count", "largest_lesion_ml"):
         value = summary.get(key)
         record[key] = round(value, 4) if isinstance(value, float) else value
-    record["warnings"] = "; ".join(summary.get("warnings") or [])
+    from infarctsam.io.text import plain_line
+
+    record["warnings"] = "; ".join(plain_line(w, limit=2000) for w in summary.get("warnings") or [])
     with contextlib.suppress(ValueError):
         record["json"] = paths.summary.relative_to(outdir).as_posix()
 
 
 def error_line(exc: BaseException) -> str:
     """One line describing an exception (user errors as they are, others with their type)."""
+    from infarctsam.io.text import plain_line
+
     if isinstance(exc, InfarctsamError):
-        return str(exc)
+        return plain_line(exc, limit=2000)
     if isinstance(exc, MemoryError):
         return "out of memory"
-    text = " ".join(str(exc).split())
+    text = plain_line(exc, limit=2000)
     return f"unexpected {type(exc).__name__}: {text}" if text else f"unexpected {type(exc).__name__}"
 
 
@@ -263,6 +313,7 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
         from infarctsam.outputs.case import check_replaceable
 
         check_replaceable(paths)  # never remove or replace a file infarctsam did not write
+        _ACTIVE[threading.get_ident()] = paths  # a stopping worker process removes what this case wrote
         clear_case(paths)
         try:
             result = segment(planned.case.dwi, outdir, adc=planned.case.adc, engine=engine, bids=opts.bids,
@@ -277,6 +328,7 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
     except Exception as exc:  # one case's failure is recorded, the batch goes on
         record["status"], record["error"] = "failed", error_line(exc)
     finally:
+        _ACTIVE.pop(threading.get_ident(), None)
         record["seconds"] = round(time.perf_counter() - t0, 3)
         record["time"] = now_iso()
     return record
