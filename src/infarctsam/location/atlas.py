@@ -31,12 +31,15 @@ class Atlas:
         4x4 voxel-to-MNI (RAS, mm) matrix.
     level1_ml : numpy.ndarray
         MNI volume (mL) of every level-1 label (index 0-32) in the atlas as published (before growing).
+    inside : numpy.ndarray
+        bool, the atlas as published (before growing).
     """
 
     level1: np.ndarray
     regions: np.ndarray
     affine: np.ndarray
     level1_ml: np.ndarray
+    inside: np.ndarray
 
     @property
     def voxel_ml(self) -> float:
@@ -59,7 +62,9 @@ def load_atlas() -> Atlas:
     arrays = [_grown(np.asarray(img.dataobj, dtype=np.uint8), imgs[0].header.get_zooms()[0]) for img in imgs]
     for arr in arrays:
         arr.setflags(write=False)
-    return Atlas(arrays[0], arrays[1], np.asarray(imgs[0].affine, dtype=np.float64), volumes)
+    inside = raw > 0
+    inside.setflags(write=False)
+    return Atlas(arrays[0], arrays[1], np.asarray(imgs[0].affine, dtype=np.float64), volumes, inside)
 
 
 def _grown(labels: np.ndarray, mm: float) -> np.ndarray:
