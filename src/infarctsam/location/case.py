@@ -58,7 +58,7 @@ def case_location(pre: Preprocessed, mask_c: np.ndarray, qc_path: Path, *, enabl
     enabled : bool
         False: nothing is computed (``--no-location``).
     picture : bool
-        Also draw the registration overlay with territory colours.
+        Also draw the registration overlay with territory colours (when a mapping was computed, reliable or not).
     title : str
         Title of that picture.
 
@@ -77,7 +77,7 @@ def case_location(pre: Preprocessed, mask_c: np.ndarray, qc_path: Path, *, enabl
     report = location_report(mask_c > 0, pre.affine, reg, atlas)
     warnings = [f"{w}; the location is unreliable" for w in reg.warnings]
     files = {}
-    if picture:
+    if picture and reg.scales:  # a mapping was computed (no picture of an identity that was never fitted)
         from infarctsam.location.picture import render_location
 
         png = render_location(pre.dwi, mask_c > 0, pre.affine, reg, atlas, title=title,
