@@ -79,7 +79,7 @@ def _extent_mm(brain: np.ndarray, affine: np.ndarray) -> float:
 def _coarse(image: np.ndarray, affine: np.ndarray, target_mm: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     """Block-average an image to voxels of about ``target_mm`` (axes already coarser are kept)."""
     spacing = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
-    f = [max(1, int(target_mm // s)) for s in spacing]
+    f = [max(1, int(round(target_mm / s))) for s in spacing]
     if f == [1, 1, 1]:
         return image, np.asarray(affine, dtype=np.float64)
     size = [n - n % k for n, k in zip(image.shape, f, strict=True)]

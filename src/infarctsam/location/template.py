@@ -80,18 +80,20 @@ def registration_template() -> RegistrationTemplate:
     from scipy import ndimage as ndi
 
     img = nib.load(nilearn_file("t1"))
-    t1 = np.asarray(img.dataobj, dtype=np.float32)
-    brain = t1 > 0
     step = int(round(TEMPLATE_MM))
-    size = [s - s % step for s in t1.shape]
+    size = [s - s % step for s in img.shape]
     blocks = (size[0] // step, step, size[1] // step, step, size[2] // step, step)
     crop = tuple(slice(0, s) for s in size)
-    gm = np.asarray(nib.load(nilearn_file("gm")).dataobj, dtype=np.float32) / 255.0
-    wm = np.asarray(nib.load(nilearn_file("wm")).dataobj, dtype=np.float32) / 255.0
-    csf = np.clip(1.0 - gm - wm, 0.0, 1.0)
-    pseudo = (DWI_LEVELS[0] * gm + DWI_LEVELS[1] * wm + DWI_LEVELS[2] * csf) * brain
-    small = pseudo[crop].reshape(blocks).mean(axis=(1, 3, 5))
-    small_brain = ndi.binary_fill_holes(brain[crop].reshape(blocks).mean(axis=(1, 3, 5)) >= 0.5)
+
+    def block_mean(arr: np.ndarray) -> np.ndarray:  # uint8 / bool 1 mm -> float 3 mm block means
+        return arr[crop].reshape(blocks).sum(axis=(1, 3, 5), dtype=np.uint32) / float(step ** 3)
+
+    brain = np.asarray(img.dataobj) > 0
+    frac = block_mean(brain)
+    gm, wm = (block_mean(np.asarray(nib.load(nilearn_file(n)).dataobj) * brain) / 255.0 for n in ("gm", "wm"))
+    csf = np.clip(frac - gm - wm, 0.0, None)
+    small = DWI_LEVELS[0] * gm + DWI_LEVELS[1] * wm + DWI_LEVELS[2] * csf
+    small_brain = ndi.binary_fill_holes(frac >= 0.5)
     affine = np.asarray(img.affine, dtype=np.float64) @ np.diag([step, step, step, 1.0])
     affine[:3, 3] = img.affine[:3, :3] @ np.full(3, (step - 1) / 2) + img.affine[:3, 3]
     small = np.where(small_brain, small / max(float(np.median(small[small_brain])), 1e-6), 0.0).astype(np.float32)
