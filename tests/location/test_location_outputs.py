@@ -69,6 +69,34 @@ def test_segment_records_location_in_json_and_line(tmp_path):
     assert json.loads(next((tmp_path / "out2").glob("*.json")).read_text())["location"] is None
 
 
+def test_batch_summary_has_location_columns(tmp_path):
+    import csv
+
+    point = territory_points([11])[11]  # left MCA, temporal part
+    dwi, affine, _ = make_head(rot_deg=(-10, 0, 0), blobs=[point], blob_mm=10.0)
+    (tmp_path / "in").mkdir()
+    _save(tmp_path / "in" / "case1_dwi.nii.gz", dwi, affine)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["segment", str(tmp_path / "in"), "-o", str(out), "--engine", "threshold",
+                                   "--no-qc", "-q"])
+    assert res.exit_code == 0, res.output
+    with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1 and rows[0]["status"] == "ok"
+    case = json.loads(next(out.glob("*.json")).read_text())
+    assert rows[0]["location"] == case["location"]["summary"] and rows[0]["location_reliable"] == "True"
+    for code, entry in case["location"]["level2"].items():
+        if code[:2] != "LV":
+            assert float(rows[0][f"{code}_ml"]) == entry["ml"]
+
+
+def test_location_columns_without_location():
+    from infarctsam.location.report import location_columns
+
+    cols = location_columns(None)
+    assert set(cols) >= {"location", "dominant_territory", "MCAL_ml"} and set(cols.values()) == {""}
+
+
 def test_evaluate_reports_territory_agreement(tmp_path):
     """The mapping recorded in each case JSON places reference and predicted masks; Table 1b counts the cohort."""
     from infarctsam.evaluate import evaluate

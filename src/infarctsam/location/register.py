@@ -12,6 +12,7 @@ when the template's brain mask, mapped back, overlaps the scan's brain mask too 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -90,32 +91,32 @@ def _coarse(image: np.ndarray, affine: np.ndarray, target_mm: float = 3.0) -> tu
     return small.astype(np.float32), out
 
 
-def _matrix_fixed_to_moving(tx: object) -> np.ndarray:
+def _matrix_fixed_to_moving(tx: Any) -> np.ndarray:
     """4x4 (RAS) matrix of an ITK affine-like transform (maps template points to scan points)."""
-    m = np.array(tx.GetMatrix(), dtype=np.float64).reshape(3, 3)  # type: ignore[attr-defined]
-    c = np.array(tx.GetCenter(), dtype=np.float64)  # type: ignore[attr-defined]
-    t = np.array(tx.GetTranslation(), dtype=np.float64)  # type: ignore[attr-defined]
+    m = np.array(tx.GetMatrix(), dtype=np.float64).reshape(3, 3)
+    c = np.array(tx.GetCenter(), dtype=np.float64)
+    t = np.array(tx.GetTranslation(), dtype=np.float64)
     out = np.eye(4)
     out[:3, :3] = LPS @ m @ LPS
     out[:3, 3] = LPS @ (t + c - m @ c)
     return out
 
 
-def _best_rotation(sitk: object, tpl: object, moving: object, init: object) -> tuple[float, float, float]:
+def _best_rotation(sitk: Any, tpl: Any, moving: Any, init: Any) -> tuple[float, float, float]:
     """The start rotation (radians about x, y, z) with the best metric among a coarse grid of head poses, on 6 mm
     images: gradient descent from the identity alone does not capture a head tilted by 20-30 degrees."""
     import itertools
 
-    fixed = sitk.Shrink(sitk.SmoothingRecursiveGaussian(tpl.image, 3.0), [2, 2, 2])  # type: ignore[attr-defined]
-    mask = sitk.Shrink(tpl.mask, [2, 2, 2])  # type: ignore[attr-defined]
-    small = sitk.Shrink(sitk.SmoothingRecursiveGaussian(moving, 3.0), [2, 2, 2])  # type: ignore[attr-defined]
-    reg = sitk.ImageRegistrationMethod()  # type: ignore[attr-defined]
+    fixed = sitk.Shrink(sitk.SmoothingRecursiveGaussian(tpl.image, 3.0), [2, 2, 2])
+    mask = sitk.Shrink(tpl.mask, [2, 2, 2])
+    small = sitk.Shrink(sitk.SmoothingRecursiveGaussian(moving, 3.0), [2, 2, 2])
+    reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=24)
     reg.SetMetricFixedMask(mask)
-    reg.SetInterpolator(sitk.sitkLinear)  # type: ignore[attr-defined]
+    reg.SetInterpolator(sitk.sitkLinear)
     best, best_value = (0.0, 0.0, 0.0), np.inf
     for angles in itertools.product(np.deg2rad(START_DEG), repeat=3):
-        trial = sitk.Euler3DTransform(init)  # type: ignore[attr-defined]
+        trial = sitk.Euler3DTransform(init)
         trial.SetRotation(*angles)
         reg.SetInitialTransform(trial)
         value = reg.MetricEvaluate(fixed, small)
@@ -124,13 +125,13 @@ def _best_rotation(sitk: object, tpl: object, moving: object, init: object) -> t
     return best
 
 
-def _method(sitk: object, fixed_mask: object, levels: tuple[int, ...], iterations: int, rate: float) -> object:
-    reg = sitk.ImageRegistrationMethod()  # type: ignore[attr-defined]
+def _method(sitk: Any, fixed_mask: Any, levels: tuple[int, ...], iterations: int, rate: float) -> Any:
+    reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.REGULAR)
     reg.SetMetricSamplingPercentage(SAMPLING, seed=1)
     reg.SetMetricFixedMask(fixed_mask)
-    reg.SetInterpolator(sitk.sitkLinear)  # type: ignore[attr-defined]
+    reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=rate, minStep=MIN_STEP * rate,
                                                  numberOfIterations=iterations, relaxationFactor=0.6,
                                                  gradientMagnitudeTolerance=1e-6)
@@ -196,13 +197,13 @@ def register_to_mni(dwi: np.ndarray, brain: np.ndarray, affine: np.ndarray) -> R
     return _checked(to_mni, brain, affine, tpl, time.perf_counter() - t0)
 
 
-def _checked(to_mni: np.ndarray, brain: np.ndarray, affine: np.ndarray, tpl: object, seconds: float) -> Registration:
+def _checked(to_mni: np.ndarray, brain: np.ndarray, affine: np.ndarray, tpl: Any, seconds: float) -> Registration:
     scales = [float(s) for s in np.linalg.svd(to_mni[:3, :3], compute_uv=False)]
     warnings = []
     if min(scales) < SCALE_RANGE[0] or max(scales) > SCALE_RANGE[1] or max(scales) / min(scales) > MAX_ANISOTROPY:
         warnings.append(f"registration to MNI implausible: scale factors {', '.join(f'{s:.2f}' for s in scales)} "
                         f"(a head maps with {SCALE_RANGE[0]}-{SCALE_RANGE[1]})")
-    overlap = brain_overlap(brain, affine, to_mni, tpl.brain, tpl.affine)  # type: ignore[attr-defined]
+    overlap = brain_overlap(brain, affine, to_mni, tpl.brain, tpl.affine)
     if overlap < MIN_OVERLAP:
         warnings.append(f"registration to MNI implausible: the mapped template brain overlaps the scan's brain "
                         f"mask with Dice {overlap:.2f} (< {MIN_OVERLAP})")
