@@ -80,7 +80,7 @@ def case_location(pre: Preprocessed, mask_c: np.ndarray, qc_path: Path, *, enabl
     if picture and reg.scales:  # a mapping was computed (no picture of an identity that was never fitted)
         from infarctsam.location.picture import render_location
 
-        png = render_location(pre.dwi, mask_c > 0, pre.affine, reg, atlas, title=title,
+        png = render_location(pre.dwi, mask_c > 0, pre.affine, reg, atlas, brain=pre.brain, title=title,
                               lines=[report["summary"], *warnings])
         files["location"] = (picture_path(qc_path), png)
     return CaseLocation(report, warnings, files)

@@ -25,9 +25,10 @@ def _level2_index(level1: np.ndarray) -> np.ndarray:
 
 
 def render_location(dwi: np.ndarray, mask: np.ndarray, affine: np.ndarray, reg: Registration, atlas: Atlas,
-                    title: str = "", lines: Sequence[str] = ()) -> bytes:
-    """PNG bytes: seven axial MNI slices (radiological left-right marks shown), DWI in grey, territory colours,
-    lesion outline in red; the title and ``lines`` (summary, warnings) above."""
+                    brain: np.ndarray | None = None, title: str = "", lines: Sequence[str] = ()) -> bytes:
+    """PNG bytes: seven axial MNI slices (radiological left-right marks shown), the DWI in grey, territory colours
+    over the scan's brain (``brain``, when given), the atlas edge in yellow (how well the scan fits it) and the lesion
+    outline in red; the title and ``lines`` (summary, warnings) above."""
     import io
 
     import matplotlib
@@ -54,7 +55,9 @@ def render_location(dwi: np.ndarray, mask: np.ndarray, affine: np.ndarray, reg: 
         img = ndi.map_coordinates(dwi, src, order=1, cval=0.0).reshape(ii.shape)
         les = ndi.map_coordinates(mask.astype(np.float32), src, order=1, cval=0.0).reshape(ii.shape)
         rgb = np.repeat(np.clip(img / hi, 0, 1)[..., None], 3, axis=2)
-        lab = l2[:, :, z]
+        lab = l2[:, :, z].copy()
+        if brain is not None:
+            lab[ndi.map_coordinates(brain.astype(np.float32), src, order=1, cval=0.0).reshape(ii.shape) < 0.5] = 0
         for k, code in enumerate(LEVEL2_ORDER, start=1):
             colour = np.array(COLOURS[code[:-1]])
             sel = lab == k
@@ -67,6 +70,11 @@ def render_location(dwi: np.ndarray, mask: np.ndarray, affine: np.ndarray, reg: 
         les_v = les.T[::-1]
         if atlas.affine[0, 0] > 0:
             les_v = les_v[:, ::-1]
+        edge = atlas.inside[:, :, z].T[::-1].astype(np.float32)
+        if atlas.affine[0, 0] > 0:
+            edge = edge[:, ::-1]
+        if edge.max() > 0:
+            ax.contour(edge, levels=[0.5], colors=["yellow"], linewidths=0.6)
         if les_v.max() >= 0.5:
             ax.contour(les_v, levels=[0.5], colors=["red"], linewidths=1.0)
         ax.set_axis_off()
