@@ -162,6 +162,7 @@ def segment(
     cache_dir: str | Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     precision: str = "auto",
+    location: bool = True,
 ) -> CaseResult:
     """Segment the infarct on one DWI and write the outputs.
 
@@ -208,6 +209,9 @@ def segment(
         Arithmetic of the ``sam`` engine on CPU: ``auto`` / ``fp32`` (the unoptimised model's results to float
         rounding), ``mixed`` (float32 encoder, bfloat16 decoder: faster where the CPU runs bfloat16 natively, Dice
         within 0.0102 of fp32 on the checked cases) or ``bf16`` (fastest; up to 0.024).
+    location : bool
+        Register the DWI to MNI and report the lesion's arterial territories and regions (``location`` in the JSON,
+        a ``_location.png`` picture with the QC picture; see :mod:`infarctsam.location`).
 
     Returns
     -------
@@ -216,6 +220,7 @@ def segment(
     from infarctsam.engines import load_engine
     from infarctsam.io.atomic import remove_stale_temps
     from infarctsam.io.dwi import load_adc, load_dwi
+    from infarctsam.location.case import case_location
     from infarctsam.outputs.case import dataset_description, write_case
     from infarctsam.outputs.qc import render_montage
     from infarctsam.plausibility import plausibility_warnings
@@ -251,6 +256,10 @@ def segment(
     warnings += [f"{what} reader: {line}" for what, vol in (("DWI", dwi_vol), ("ADC", adc_vol)) if vol is not None
                  for line in vol.meta.get("warnings", ())]
     info = eng.info
+    if location:
+        say("registration to MNI and arterial territories", 0, 0)
+    loc = case_location(pre, mask_c, paths.qc, enabled=location, picture=qc, title=f"{case}  (engine {info.name})")
+    warnings += loc.warnings
     summary: dict[str, Any] = {
         "case": case,
         "volume_ml": round(stats.volume_ml, 4),
@@ -269,6 +278,7 @@ def segment(
         },
         "model_inputs": "DWI + ADC" if adc_vol is not None and eng.uses_adc else "DWI",
         "brain_volume_ml": round(float(pre.brain.sum() * pre.voxel_ml), 2),
+        "location": loc.report,
         "warnings": warnings,
         "software": {"name": "infarctsam", "version": __version__},
         "created_utc": utc_timestamp(),
@@ -281,7 +291,7 @@ def segment(
     if qc:
         say("drawing the QC picture", 0, 0)
         ref_c = pre.reorient.to_canonical(ref) if ref is not None else None
-        title = f"{case}  (engine {info.name})"
+        title = f"{case}  (engine {info.name})" + (f"  {loc.line}" if loc.line else "")
         qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title,
                                 warnings=summary.get("warnings", []))
     summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
@@ -292,8 +302,9 @@ def segment(
         summary["dicom"] = dicom_record
         if dicom_record.get("warning"):
             summary["warnings"].append(dicom_record["warning"])
-    remove_stale_temps([*paths.all(), *(p for p, _ in dicom_files.values())])  # what a killed earlier run left
-    files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in, extra=dicom_files)
+    extra = {**dicom_files, **loc.files}
+    remove_stale_temps([*paths.all(), *(p for p, _ in extra.values())])  # what a killed earlier run left
+    files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in, extra=extra)
     if bids:
         desc = outdir / "dataset_description.json"
         if not desc.exists():

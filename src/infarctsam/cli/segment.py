@@ -29,6 +29,8 @@ def segment(
     bids: bool = typer.Option(False, "--bids", help="BIDS-derivatives output naming."),
     save_probability: bool = typer.Option(False, "--save-probability", help="Also write the probability map."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC picture (PNG)."),
+    location: bool = typer.Option(True, "--location/--no-location", help="Register to MNI and report the arterial "
+                                  "territories and regions of the lesion (JSON, result line, CASE_location.png)."),
     device: Literal["cpu", "cuda"] = typer.Option("cpu", "--device", help="Where the model runs."),
     precision: Literal["auto", "fp32", "mixed", "bf16"] = typer.Option(
         "auto", "--precision", help="Arithmetic of the sam engine on CPU. auto = fp32: the unoptimised model's "
@@ -62,7 +64,8 @@ def segment(
 
     if is_batch_input(dwi):
         _batch(dwi, output, engine=engine, weights=weights, device=device, bids=bids,
-               save_probability=save_probability, qc=qc, shard=shard, scheduler=scheduler, force=force, quiet=quiet,
+               save_probability=save_probability, qc=qc, location=location, shard=shard, scheduler=scheduler,
+               force=force, quiet=quiet,
                cache_dir=cache_dir, precision=precision,
                single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id, dicom_reference), strict=True)))
         return
@@ -78,7 +81,7 @@ def segment(
     result = run(
         api_segment, dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
         bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device, cache_dir=cache_dir,
-        progress=progress, dicom_reference=dicom_reference, precision=precision,
+        progress=progress, dicom_reference=dicom_reference, precision=precision, location=location,
     )
     progress.finish()
     s = result.stats
@@ -86,6 +89,8 @@ def segment(
             f" [engine {result.summary['engine']}]")
     if "reference" in result.summary:
         line += f", Dice {result.summary['reference']['dice']:.3f} vs reference"
+    if result.summary.get("location"):
+        line += f", {result.summary['location']['summary']}"
     typer.echo(line)
     from infarctsam.io.text import plain_line
 
@@ -96,7 +101,8 @@ def segment(
 
 
 def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, device: str, bids: bool,
-           save_probability: bool, qc: bool, shard: str | None, scheduler: str | None, force: bool, quiet: bool,
+           save_probability: bool, qc: bool, location: bool, shard: str | None, scheduler: str | None, force: bool,
+           quiet: bool,
            cache_dir: Path | None, precision: str, single: dict[str, object]) -> None:
     from infarctsam.scale.cases import parse_shard
     from infarctsam.scale.records import format_table
@@ -108,7 +114,8 @@ def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, devic
                    "(or in the list's second column)")
     shard_ix = run(parse_shard, shard) if shard is not None else None
     report = run(run_batch, root, output, engine=engine, weights=weights, device=device, bids=bids,
-                 save_probability=save_probability, qc=qc, shard=shard_ix, scheduler=scheduler, force=force,
+                 save_probability=save_probability, qc=qc, location=location, shard=shard_ix, scheduler=scheduler,
+                 force=force,
                  progress=not quiet, cache_dir=cache_dir, precision=precision)
     typer.echo(format_table(report.records))
     c = report.counts

@@ -245,7 +245,10 @@ def evaluate(
         from infarctsam.evaluate.clinical import clinical_table1
 
         table = clinical_table1(clinical_df, pairing.cases, id_column=clinical_id, cohort_column=cohort_column)
+    from infarctsam.evaluate.territory import territory_summary
+
     extra = {
+        "territories": territory_summary(pairing, methods, lambda p: load_mask(p, label_any)),
         "reference": str(gt_root),
         "predictions": {m: str(p) for m, p in zip(methods, pred_roots, strict=True)},
         "missing": pairing.missing,

@@ -12,7 +12,14 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from infarctsam.report.tables import bland_altman_table, case_table, comparison_table, methods_text, table2
+from infarctsam.report.tables import (
+    bland_altman_table,
+    case_table,
+    comparison_table,
+    methods_text,
+    table2,
+    territory_tables,
+)
 
 if TYPE_CHECKING:
     from infarctsam.evaluate.api import EvaluationResult
@@ -114,9 +121,15 @@ def render_html(result: EvaluationResult, figures: Sequence[ReportFigure]) -> st
                      + "".join(f"<li>{_e(line)}</li>" for line in missing) + "</ul></div>")
     parts.append("<h3>Study population</h3>")
     parts.append(table1_html(result.table1))
+    terr = territory_tables(result)
+    if terr is not None:
+        parts.append(html_table(*terr[0], "Table 1b. Cases by dominant arterial territory of the reference mask "
+                                "(JHU atlas, level 2)", "territories"))
     parts.append("<h3>Segmentation and volume agreement</h3>")
     h, rows = table2(result)
     parts.append(html_table(h, rows, "Table 2. Agreement of each method with the reference masks", "table2"))
+    if terr is not None and terr[1][1]:
+        parts.append(html_table(*terr[1], "Table 2b. Volume agreement per arterial territory", "territory-agreement"))
     h, rows = comparison_table(result)
     number = 3
     if rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from infarctsam.report.tables import bland_altman_table, comparison_table, methods_text, table2
+from infarctsam.report.tables import bland_altman_table, comparison_table, methods_text, table2, territory_tables
 
 if TYPE_CHECKING:
     from infarctsam.evaluate.api import EvaluationResult
@@ -39,7 +39,13 @@ def render_markdown(result: EvaluationResult, figures: Sequence[ReportFigure]) -
         out += [md_table(["Characteristic", *result.table1.columns], rows), ""]
         for note in result.table1.notes:
             out += [f"_{note}_", ""]
+    terr = territory_tables(result)
+    if terr is not None:
+        out += ["### Table 1b. Cases by dominant arterial territory", "", md_table(*terr[0]), ""]
     out += ["## Table 2. Agreement with the reference", "", md_table(*table2(result)), ""]
+    if terr is not None and terr[1][1]:
+        out += ["### Table 2b. Volume agreement per arterial territory (JHU atlas, level 2)", "",
+                md_table(*terr[1]), ""]
     h, rows = comparison_table(result)
     out += ["## Paired comparisons of Dice (Wilcoxon signed-rank)", ""]
     out += [md_table(h, rows) if rows else "One method only: no paired comparison.", ""]

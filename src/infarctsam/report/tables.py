@@ -131,3 +131,25 @@ def methods_text(result: EvaluationResult) -> list[str]:
         "categorical variables.",
         f"Software: infarctsam {__version__} (numpy, scipy, pandas, matplotlib).",
     ]
+
+
+def territory_tables(result: EvaluationResult) -> tuple[tuple[list[str], list[list[str]]],
+                                                        tuple[list[str], list[list[str]]]] | None:
+    """Cases by dominant arterial territory of the reference mask, and per-territory volume agreement (ICC(A,1),
+    Bland-Altman in mL) of each method; None when no case has a recorded mapping to MNI."""
+    terr = result.summary.get("territories") or {}
+    if not terr.get("n_located"):
+        return None
+    n = terr["n_located"]
+    counts = [[name, f"{k} ({100 * k / n:.0f}%)"] for name, k in terr["dominant_counts"].items()]
+    agree = []
+    for method, per in terr["agreement"].items():
+        for code, e in per.items():
+            if "icc_a1" not in e:
+                continue
+            agree.append([method, code, str(e["n"]), fmt_vol(e["reference_ml_mean"]),
+                          fmt_ci(e["icc_a1"], e["icc_a1_ci95"], 3),
+                          f"{fmt_vol(e['ba_bias_ml'])} [{fmt_vol(e['ba_loa_ml'][0])}, {fmt_vol(e['ba_loa_ml'][1])}]"])
+    return ((["Dominant territory (reference mask)", f"Cases (n={n})"], counts),
+            (["Method", "Territory", "n", "Reference mean (mL)", "ICC(A,1) [95% CI]",
+              "Bland-Altman bias [95% LoA] (mL)"], agree))

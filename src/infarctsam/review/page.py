@@ -79,6 +79,8 @@ def case_row(case: ReviewCase, key: str, thumb: bytes | None, data_file: str | N
         "volume_ml": _number(s.get("volume_ml"), 3), "lesion_count": _number(s.get("lesion_count"), 0),
         "largest_lesion_ml": _number(s.get("largest_lesion_ml"), 3),
         "engine": s.get("engine"), "weights": s.get("weights"), "dice": _number(ref.get("dice"), 3),
+        "location": (s.get("location") or {}).get("summary"),
+        "location_reliable": (s.get("location") or {}).get("reliable"),
         "warnings": case.warnings,
         "thumb": None if thumb is None else "data:image/png;base64," + base64.b64encode(thumb).decode("ascii"),
         "data": data_file,

@@ -23,7 +23,10 @@ from typing import Any
 from infarctsam.io.atomic import write_text
 
 CSV_COLUMNS = ("case", "status", "volume_ml", "voxel_count", "lesion_count", "largest_lesion_ml", "warnings", "seconds",
-               "engine", "weights", "dwi", "adc", "dwi_sha256", "adc_sha256", "json", "error")
+               "engine", "weights", "dwi", "adc", "dwi_sha256", "adc_sha256", "json", "error",
+               # where the lesion is (infarctsam.location.report.location_columns); empty with --no-location
+               "location", "location_reliable", "dominant_territory", "dominant_share", "ACAL_ml", "ACAR_ml",
+               "MCAL_ml", "MCAR_ml", "PCAL_ml", "PCAR_ml", "VBL_ml", "VBR_ml")
 TABLE_COLUMNS = ("case", "status", "volume_ml", "lesion_count", "seconds")
 REVIEW_COLUMNS = ("review_decision", "review_note")  # present when the output folder has infarctsam_review.csv
 

@@ -106,6 +106,7 @@ def run_batch(
     bids: bool = False,
     save_probability: bool = False,
     qc: bool = True,
+    location: bool = True,
     shard: tuple[int, int] | None = None,
     scheduler: str | None = None,
     force: bool = False,
@@ -126,7 +127,7 @@ def run_batch(
         Output folder (reachable at the same path from every worker when a cluster is used).
     engine, weights, device
         The engine, built once per process.
-    bids, save_probability, qc
+    bids, save_probability, qc, location
         Output options, as for :func:`infarctsam.api.segment`.
     shard : (int, int), optional
         ``(i, n)``: run only the cases k of the sorted list with ``k mod n == i``.
@@ -173,7 +174,7 @@ def run_batch(
     spec = EngineSpec(engine, None if weights is None else str(weights), device, engine_factory,
                       cache_dir=None if cache_dir is None else str(Path(cache_dir).absolute()), precision=precision)
     opts = CaseOptions(str(outdir), bids=bids, save_probability=save_probability, qc=qc, force=force,
-                       run_id=uuid.uuid4().hex[:12])
+                       location=location, run_id=uuid.uuid4().hex[:12])
     if scheduler:
         from infarctsam.scale.distributed import DaskExecutor
 
@@ -186,8 +187,8 @@ def run_batch(
         header = {"time": now_iso(), "host": socket.gethostname(), "pid": os.getpid(), "version": __version__,
                   "input": str(root), "output": str(outdir), "cases_total": len(cases), "cases": len(items),
                   "shard": None if shard is None else f"{shard[0]}/{shard[1]}", "scheduler": scheduler,
-                  "device": device, "bids": bids, "save_probability": save_probability, "qc": qc, "force": force,
-                  **identity}
+                  "device": device, "bids": bids, "save_probability": save_probability, "qc": qc, "location": location,
+                  "force": force, **identity}
         report = _drive(executor, items, opts, header, shard, progress, summary_every_s, on_record, review)
     finally:
         executor.close()

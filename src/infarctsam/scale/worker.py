@@ -132,6 +132,8 @@ class CaseOptions:
         Also write the probability map.
     qc : bool
         Write the QC montage.
+    location : bool
+        Register to MNI and report the lesion's territories.
     force : bool
         Redo cases even when their outputs are finished.
     run_id : str, optional
@@ -143,6 +145,7 @@ class CaseOptions:
     bids: bool = False
     save_probability: bool = False
     qc: bool = True
+    location: bool = True
     force: bool = False
     run_id: str | None = None
 
@@ -251,8 +254,10 @@ def _fill(record: dict[str, Any], summary: dict[str, Any], paths: CasePaths, out
         value = summary.get(key)
         record[key] = round(value, 4) if isinstance(value, float) else value
     from infarctsam.io.text import plain_line
+    from infarctsam.location.report import location_columns
 
     record["warnings"] = "; ".join(plain_line(w, limit=2000) for w in summary.get("warnings") or [])
+    record.update(location_columns(summary.get("location")))
     with contextlib.suppress(ValueError):
         record["json"] = paths.summary.relative_to(outdir).as_posix()
 
@@ -318,6 +323,7 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
         try:
             result = segment(planned.case.dwi, outdir, adc=planned.case.adc, engine=engine, bids=opts.bids,
                              save_probability=opts.save_probability, qc=opts.qc, case_id=planned.case_id,
+                             location=opts.location,
                              input_sha256={k: v for k, v in hashes.items() if v},
                              provenance={"run": opts.run_id, "host": record["host"], "pid": record["pid"]})
         except BaseException:

@@ -1,0 +1,76 @@
+"""Blobs placed in known arterial territories of the template come back in those territories after the head is
+rotated (up to 30 degrees), shifted, given a skull and scalp and sampled on 5 mm slices, on flipped and oblique grids;
+left and right are never swapped. A 4-slice slab is an unreliable location, not a guess."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from synthetic_head import make_head, territory_points
+
+# level-1 label -> expected level-2 territory: ten positions, both sides, anterior and posterior circulation
+TARGETS = {7: "MCAL", 8: "MCAR", 1: "ACAL", 2: "ACAR", 19: "PCAL", 20: "PCAR", 11: "MCAL", 10: "MCAR",
+           29: "VBL", 30: "VBR"}
+POSES = {
+    "yaw30-flipped": dict(rot_deg=(0, 0, 30), shift_mm=(8, -6, 4), flip_x=True),
+    "pitch20-roll10-oblique": dict(rot_deg=(20, 10, -8), shift_mm=(-5, 10, -8), oblique_deg=15),
+    "roll25": dict(rot_deg=(0, 25, 12), shift_mm=(0, 0, 12)),
+}
+
+
+def _preprocessed(dwi, affine):
+    from infarctsam.io.volume import Volume
+    from infarctsam.preprocess import preprocess
+
+    pre = preprocess(Volume(dwi, affine), None)
+    return pre
+
+
+@pytest.mark.parametrize("pose", sorted(POSES))
+def test_blobs_land_in_their_territory(pose):
+    from infarctsam.location import locate
+    from infarctsam.location.register import register_to_mni
+
+    points = territory_points(TARGETS)
+    dwi, affine, masks = make_head(**POSES[pose], blobs=[points[k] for k in TARGETS], seed=len(pose))
+    pre = _preprocessed(dwi, affine)
+    reg = register_to_mni(pre.dwi, pre.brain, pre.affine)
+    assert reg.reliable, reg.warnings
+    for (lab, want), mask in zip(TARGETS.items(), masks, strict=True):
+        assert mask.sum() > 3
+        report = locate(pre.reorient.to_canonical(mask.astype(np.uint8)), pre.dwi, pre.brain, pre.affine,
+                        registration=reg)
+        assert report["reliable"]
+        assert report["dominant"]["territory"] == want, (pose, lab, report["summary"], report["level2"])
+        side = "left" if want.endswith("L") else "right"
+        other = "right" if side == "left" else "left"
+        assert report["side"][side]["share"] > 0.9 and report["side"][other]["share"] < 0.1, (pose, lab)
+
+
+def test_slab_is_unreliable_with_a_warning():
+    from infarctsam.location.case import case_location
+
+    dwi, affine, masks = make_head(rot_deg=(0, 0, 10), n_slices=4, blobs=[territory_points([7])[7]])
+    pre = _preprocessed(dwi, affine)
+    from pathlib import Path
+
+    loc = case_location(pre, pre.reorient.to_canonical(masks[0].astype(np.uint8)), Path("x_qc.png"))
+    assert loc.report["reliable"] is False
+    assert loc.warnings and all("unreliable" in w for w in loc.warnings)
+    assert "unreliable" in loc.line and "MCA" not in loc.line
+    assert all(loc.report[k] is None for k in ("dominant", "level2", "level1", "circulation", "side", "regions"))
+    assert loc.files == {}  # no picture of a mapping that was never fitted
+
+
+def test_implausible_mapping_is_flagged():
+    """A mapping with an absurd scale is refused by the checks even when the optimiser 'succeeded'."""
+    from infarctsam.location.register import _checked
+    from infarctsam.location.template import registration_template
+
+    tpl = registration_template()
+    brain = tpl.brain.copy()
+    squash = np.diag([2.0, 2.0, 2.0, 1.0])
+    reg = _checked(squash, brain, tpl.affine, tpl, 0.0)
+    assert not reg.reliable and any("scale" in w for w in reg.warnings)
+    same = _checked(np.eye(4), brain, tpl.affine, tpl, 0.0)
+    assert same.reliable and same.brain_overlap == pytest.approx(1.0)
