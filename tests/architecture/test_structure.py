@@ -7,6 +7,7 @@ inside functions too, which a run-time import graph would miss.
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 import infarctsam
@@ -60,7 +61,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
+@lru_cache(maxsize=1)
 def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (built once per test session)."""
     modules = _modules()
     return {name: _imports(name, path, modules) for name, path in modules.items()}
 
