@@ -35,30 +35,28 @@ def _resolve(target: str, modules: dict[str, Path]) -> str | None:
     return None
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package modules that module ``name`` imports anywhere in its body (functions included)."""
+def _targets(name: str, path: Path) -> list[str]:
+    """Every ``infarctsam.*`` name that module ``name`` imports anywhere in its body (functions included):
+    ``import a.b`` gives ``a.b``; ``from a import b, c`` gives ``a.b`` and ``a.c`` (a submodule or a name in ``a``)."""
     is_package = path.name == "__init__.py"
-    found: set[str] = set()
+    targets: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        targets: list[str] = []
         if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
+            targets += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = name.split(".")
                 anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
                 base = ".".join(anchor + ([base] if base else []))
-            # ``from pkg import mod`` imports the submodule pkg.mod when there is one.
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
-        for target in targets:
-            if target.split(".")[0] != PACKAGE.name:
-                continue
-            resolved = _resolve(target, modules)
-            if resolved is not None and resolved != name:
-                found.add(resolved)
-                break
-    return found
+            targets += [f"{base}.{alias.name}" for alias in node.names]
+    return [t for t in targets if t.split(".")[0] == PACKAGE.name]
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package modules that module ``name`` imports."""
+    found = {_resolve(target, modules) for target in _targets(name, path)}
+    return {module for module in found if module is not None and module != name}
 
 
 @lru_cache(maxsize=1)
@@ -105,6 +103,22 @@ def test_import_graph_sees_imports_inside_functions():
     assert len(graph) > 50
     # api.segment imports the engines inside the function body.
     assert any(dep.startswith("infarctsam.engines") for dep in graph["infarctsam.api"])
+
+
+def _is_known(target: str, modules: dict[str, Path]) -> bool:
+    """``target`` is a module of the package, or a name imported from one (``a.b.func`` with ``a.b`` a module)."""
+    return target in modules or target.rpartition(".")[0] in modules
+
+
+def test_every_package_import_names_a_module():
+    """A module moved without updating an import (even one inside a function) is caught here, not by a user."""
+    modules = _modules()
+    assert _is_known("infarctsam.runtime.predictor", modules)
+    assert _is_known("infarctsam.runtime.predictor.VolumePredictor", modules)
+    assert not _is_known("infarctsam.model.predictor.VolumePredictor", modules)  # where it was before
+    stale = [f"{name}: {target}" for name, path in modules.items() for target in _targets(name, path)
+             if not _is_known(target, modules)]
+    assert not stale, "imports of missing modules: " + ", ".join(stale)
 
 
 def test_package_has_no_import_cycle():
