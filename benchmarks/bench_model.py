@@ -112,7 +112,7 @@ def measure(backbone: str, size: int, batch: int, compile_: bool = False) -> dic
         row["decoder_s_per_slice_pass"] = _timeit(
             lambda: model.step(feats.select(3), bank.entries_for(3), num_frames=batch), repeat=4)
     if backbone == "litemedsam":
-        from infarctsam.model.onnx_trunk import OnnxTrunk, onnxruntime_available
+        from infarctsam.runtime.onnx_trunk import OnnxTrunk, onnxruntime_available
 
         if onnxruntime_available():
             t = time.perf_counter()
@@ -136,7 +136,7 @@ from infarctsam.io.dwi import load_dwi
 from infarctsam.preprocess import preprocess
 from infarctsam.model.build import build_model
 from infarctsam.model.config import ModelConfig
-from infarctsam.model.predictor import VolumePredictor, PredictorOptions
+from infarctsam.runtime.predictor import VolumePredictor, PredictorOptions
 if {weights!r}:
     model, info = build_model(None, {weights!r})
     cfg = ModelConfig(**info["card"]["config"])

@@ -137,7 +137,7 @@ def flop_counts(image_size: int = 128) -> dict[str, float]:
 
     from infarctsam.engines import default_weights_path
     from infarctsam.model.build import build_model
-    from infarctsam.model.openvino_sam import EncoderGraph, SingleGraph, StepGraph
+    from infarctsam.runtime.openvino_sam import EncoderGraph, SingleGraph, StepGraph
 
     model, _ = build_model(None, default_weights_path())
     model.requires_grad_(False)  # the counter's module tracker trips over parameters that require gradients

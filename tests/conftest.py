@@ -34,7 +34,7 @@ def shared_dir():
 @pytest.fixture(autouse=True, scope="session")
 def _onnx_cache_in_tmp(tmp_path_factory):
     """Exported ONNX encoders go to a temporary folder, not the user's ~/.cache."""
-    from infarctsam.model import export_cache
+    from infarctsam.runtime import export_cache
 
     previous = export_cache.DEFAULT_CACHE
     export_cache.DEFAULT_CACHE = tmp_path_factory.mktemp("onnx-cache")

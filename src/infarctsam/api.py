@@ -25,6 +25,7 @@ from infarctsam.io.hashing import file_sha256
 from infarctsam.postprocess import LesionStats
 
 if TYPE_CHECKING:
+    from infarctsam.location.case import CaseLocation
     from infarctsam.outputs.case import CasePaths
 
 
@@ -142,28 +143,13 @@ def check_case_io(
     return case, paths
 
 
-def segment(
-    dwi: str | Path,
-    output: str | Path,
-    *,
-    adc: str | Path | None = None,
-    engine: str | Engine = "auto",
-    weights: str | Path | None = None,
-    reference: str | Path | None = None,
-    bval: str | Path | None = None,
-    bids: bool = False,
-    save_probability: bool = False,
-    qc: bool = True,
-    case_id: str | None = None,
-    device: str = "cpu",
-    input_sha256: Mapping[str, str] | None = None,
-    provenance: Mapping[str, Any] | None = None,
-    dicom_reference: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    precision: str = "auto",
-    location: bool = True,
-) -> CaseResult:
+def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = None, engine: str | Engine = "auto",
+            weights: str | Path | None = None, reference: str | Path | None = None, bval: str | Path | None = None,
+            bids: bool = False, save_probability: bool = False, qc: bool = True, case_id: str | None = None,
+            device: str = "cpu", input_sha256: Mapping[str, str] | None = None,
+            provenance: Mapping[str, Any] | None = None, dicom_reference: str | Path | None = None,
+            cache_dir: str | Path | None = None, progress: Callable[[str, int, int], None] | None = None,
+            precision: str = "auto", location: bool = True) -> CaseResult:
     """Segment the infarct on one DWI and write the outputs.
 
     Parameters
@@ -217,101 +203,272 @@ def segment(
     -------
     CaseResult
     """
-    from infarctsam.engines import load_engine
-    from infarctsam.io.atomic import remove_stale_temps
+    t0, say = time.perf_counter(), progress or _silent
+    # Everything that can be checked without the model is checked first, and nothing is written before the end.
+    case, paths = check_case_io(Path(dwi), Path(output), adc=adc, reference=reference, bval=bval,
+                                weights=None if isinstance(engine, Engine) else weights, case_id=case_id, bids=bids)
+    inputs = read_inputs(dwi, adc=adc, reference=reference, bval=bval, progress=say)
+    engine = _engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision, say=say)
+    seg = run_engine(engine, inputs, say, progress)
+    loc = _location(case, seg, paths, enabled=location, picture=qc, say=say)
+    summary = case_summary(case, inputs, seg, input_sha256 or {}, provenance=provenance, reference=reference,
+                           location=loc.report)
+    qc_png = _qc_picture(case, inputs, seg, summary["warnings"], say, loc.line) if qc else None
+    summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    files = _write_outputs(paths, Path(output), inputs, seg, summary, qc_png, save_probability=save_probability,
+                           dicom_reference=dicom_reference, bids=bids, say=say, extra=loc.files)
+    return CaseResult(case_id=case, stats=seg.stats, files=files, summary=summary)
+
+
+@dataclass
+class CaseInputs:
+    """The images of one case as read, before preprocessing.
+
+    Attributes
+    ----------
+    dwi_path : Path
+        The DWI file or DICOM folder.
+    dwi : Volume
+        The DWI volume used (one b-value).
+    dwi_info : DwiInfo
+        Which volumes and b-value of the input were used.
+    adc_path : Path or None
+        The ADC file, when given.
+    adc : Volume or None
+        The ADC on the DWI grid, in mm^2/s x 10^-6.
+    reference : ndarray or None
+        The reference lesion mask (uint8, on the DWI grid), when given.
+    """
+
+    dwi_path: Path
+    dwi: Any
+    dwi_info: Any
+    adc_path: Path | None = None
+    adc: Any = None
+    reference: np.ndarray | None = None
+
+
+@dataclass
+class Segmentation:
+    """What the engine and post-processing made of one case.
+
+    Attributes
+    ----------
+    engine : Engine
+        The engine that ran.
+    pre : Preprocessed
+        The preprocessed case (canonical grid, brain mask).
+    probability : ndarray
+        Lesion probability on the canonical grid.
+    mask_canonical : ndarray
+        Binary lesion mask on the canonical grid.
+    mask : ndarray
+        Binary lesion mask on the DWI grid.
+    stats : LesionStats
+        Volume, voxel count, lesion count, largest lesion.
+    warnings : list of str
+        Plausibility warnings and what the image readers warned about.
+    """
+
+    engine: Engine
+    pre: Any
+    probability: np.ndarray
+    mask_canonical: np.ndarray
+    mask: np.ndarray
+    stats: LesionStats
+    warnings: list[str]
+
+
+def read_inputs(dwi: str | Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
+                bval: str | Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> CaseInputs:
+    """Read a case's DWI, its ADC and reference mask (step 1 of :func:`segment`).
+
+    Parameters
+    ----------
+    dwi, adc, reference, bval
+        As for :func:`segment`.
+    progress : callable, optional
+        Told ``(stage, 0, 0)`` before reading.
+
+    Returns
+    -------
+    CaseInputs
+
+    Raises
+    ------
+    InputError
+        An image cannot be read or does not fit the DWI.
+    """
     from infarctsam.io.dwi import load_adc, load_dwi
-    from infarctsam.location.case import case_location
-    from infarctsam.outputs.case import dataset_description, write_case
-    from infarctsam.outputs.qc import render_montage
+
+    dwi_path = Path(dwi)
+    (progress or _silent)(f"reading {dwi_path.name}" + (" and the ADC" if adc is not None else ""), 0, 0)
+    dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
+    adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
+    ref = load_reference(reference, dwi_vol) if reference is not None else None
+    return CaseInputs(dwi_path, dwi_vol, dwi_info, None if adc is None else Path(adc), adc_vol, ref)
+
+
+def _engine(engine: str | Engine, *, weights: str | Path | None, device: str, cache_dir: str | Path | None,
+            precision: str, say: Callable[[str, int, int], None]) -> Engine:
+    """``engine`` itself when already built, else the engine of that name (:func:`infarctsam.engines.load_engine`)."""
+    if isinstance(engine, Engine):
+        return engine
+    from infarctsam.engines import load_engine
+
+    say(f"loading the {engine} engine", 0, 0)
+    return load_engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision)
+
+
+def run_engine(engine: Engine, inputs: CaseInputs, say: Callable[[str, int, int], None],
+               progress: Callable[[str, int, int], None] | None = None) -> Segmentation:
+    """Preprocess, predict and post-process one case (steps 2 and 3 of :func:`segment`).
+
+    Parameters
+    ----------
+    engine : Engine
+        A built engine.
+    inputs : CaseInputs
+        The case as read by :func:`read_inputs`.
+    say : callable
+        Told ``(stage, 0, 0)`` at each stage.
+    progress : callable, optional
+        Passed to the engine (slice batches encoded).
+
+    Returns
+    -------
+    Segmentation
+    """
     from infarctsam.plausibility import plausibility_warnings
     from infarctsam.postprocess import binarize, lesion_stats
     from infarctsam.preprocess import preprocess
 
-    t0 = time.perf_counter()
-    say = progress or _silent
-    outdir = Path(output)
-    dwi_path = Path(dwi)
-    known = dict(input_sha256 or {})
-    # Everything that can be checked without the model is checked first, and nothing is written before the end.
-    case, paths = check_case_io(dwi_path, outdir, adc=adc, reference=reference, bval=bval,
-                                weights=None if isinstance(engine, Engine) else weights, case_id=case_id, bids=bids)
-    say(f"reading {dwi_path.name}" + (" and the ADC" if adc is not None else ""), 0, 0)
-    dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
-    adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
-    ref = load_reference(reference, dwi_vol) if reference is not None else None
-    if not isinstance(engine, Engine):
-        say(f"loading the {engine} engine", 0, 0)
-    eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device,
-                                                                cache_dir=cache_dir, precision=precision)
     say("brain mask and intensity normalisation", 0, 0)
-    pre = preprocess(dwi_vol, adc_vol)
-    say(f"segmenting (engine {eng.info.name})", 0, 0)
-    prob = eng.predict(pre, progress=progress)
+    pre = preprocess(inputs.dwi, inputs.adc)
+    say(f"segmenting (engine {engine.info.name})", 0, 0)
+    prob = engine.predict(pre, progress=progress)
     say("post-processing: threshold, lesions, inverse resampling", 0, 0)
-    mask_c = binarize(prob, pre.brain, eng.threshold, eng.min_lesion_ml, pre.voxel_ml)
+    mask_c = binarize(prob, pre.brain, engine.threshold, engine.min_lesion_ml, pre.voxel_ml)
     mask = pre.to_input(mask_c)
-    stats = lesion_stats(mask, dwi_vol.voxel_volume_ml)
+    stats = lesion_stats(mask, inputs.dwi.voxel_volume_ml)
     warnings = plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
     # what ITK/GDCM/MetaIO said while reading an input that was still usable
-    warnings += [f"{what} reader: {line}" for what, vol in (("DWI", dwi_vol), ("ADC", adc_vol)) if vol is not None
-                 for line in vol.meta.get("warnings", ())]
-    info = eng.info
-    if location:
+    warnings += [f"{what} reader: {line}" for what, vol in (("DWI", inputs.dwi), ("ADC", inputs.adc))
+                 if vol is not None for line in vol.meta.get("warnings", ())]
+    return Segmentation(engine, pre, prob, mask_c, mask, stats, warnings)
+
+
+def _location(case: str, seg: Segmentation, paths: CasePaths, *, enabled: bool, picture: bool,
+              say: Callable[[str, int, int], None]) -> CaseLocation:
+    """Register the case to MNI and locate its lesion (its warnings join the segmentation's)."""
+    from infarctsam.location.case import case_location
+
+    if enabled:
         say("registration to MNI and arterial territories", 0, 0)
-    loc = case_location(pre, mask_c, paths.qc, enabled=location, picture=qc, title=f"{case}  (engine {info.name})")
-    warnings += loc.warnings
+    loc = case_location(seg.pre, seg.mask_canonical, paths.qc, enabled=enabled, picture=picture,
+                        title=f"{case}  (engine {seg.engine.info.name})")
+    seg.warnings.extend(loc.warnings)
+    return loc
+
+
+def case_summary(case: str, inputs: CaseInputs, seg: Segmentation, known_sha256: Mapping[str, str], *,
+                 provenance: Mapping[str, Any] | None = None, reference: str | Path | None = None,
+                 location: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON summary of a case: volume, lesions, engine, inputs with their sha256, warnings, software.
+
+    Parameters
+    ----------
+    case : str
+        The case identifier.
+    inputs : CaseInputs
+        The case as read.
+    seg : Segmentation
+        Its segmentation.
+    known_sha256 : mapping
+        Already computed sha256 of the inputs (keys ``dwi``, ``adc``); the others are computed.
+    provenance : mapping, optional
+        The batch run that produced the case, recorded under ``batch``.
+    reference : str or Path, optional
+        Path of the reference mask read into ``inputs``: its Dice and distances go under ``reference``.
+    location : mapping, optional
+        The location report (:mod:`infarctsam.location`), None when switched off.
+
+    Returns
+    -------
+    dict
+        The summary, without ``elapsed_s`` and ``dicom`` (added when the case is written).
+    """
+    info, dwi_vol, adc_vol, dwi_info = seg.engine.info, inputs.dwi, inputs.adc, inputs.dwi_info
+    adc = inputs.adc_path
     summary: dict[str, Any] = {
         "case": case,
-        "volume_ml": round(stats.volume_ml, 4),
-        **{k: v for k, v in asdict(stats).items() if k != "volume_ml"},
+        "volume_ml": round(seg.stats.volume_ml, 4),
+        **{k: v for k, v in asdict(seg.stats).items() if k != "volume_ml"},
         "engine": info.name,
         "weights": info.weights,
         "engine_config": info.config,
         "inputs": {
-            "dwi": {"path": str(dwi_path), "sha256": known.get("dwi") or file_sha256(dwi_path),
+            "dwi": {"path": str(inputs.dwi_path), "sha256": known_sha256.get("dwi") or file_sha256(inputs.dwi_path),
                     "used": dwi_info.describe(), "volume_indices_used": list(dwi_info.used_volumes),
                     "b_value": dwi_info.b_value, "shape": list(dwi_vol.shape),
                     "spacing_mm": [round(s, 4) for s in dwi_vol.spacing]},
-            "adc": None if adc is None else {"path": str(adc), "sha256": known.get("adc") or file_sha256(adc),
+            "adc": None if adc is None else {"path": str(adc), "sha256": known_sha256.get("adc") or file_sha256(adc),
                                              "unit_detected": adc_vol.meta["adc_unit"],
                                              "resampled_to_dwi": adc_vol.meta["adc_resampled"]},
         },
-        "model_inputs": "DWI + ADC" if adc_vol is not None and eng.uses_adc else "DWI",
-        "brain_volume_ml": round(float(pre.brain.sum() * pre.voxel_ml), 2),
-        "location": loc.report,
-        "warnings": warnings,
+        "model_inputs": "DWI + ADC" if adc_vol is not None and seg.engine.uses_adc else "DWI",
+        "brain_volume_ml": round(float(seg.pre.brain.sum() * seg.pre.voxel_ml), 2),
+        "location": None if location is None else dict(location),
+        "warnings": seg.warnings,
         "software": {"name": "infarctsam", "version": __version__},
         "created_utc": utc_timestamp(),
     }
     if provenance:
         summary["batch"] = dict(provenance)
-    if ref is not None:
-        summary["reference"] = _reference_summary(mask, ref, dwi_vol.affine, reference)
-    qc_png = None
-    if qc:
-        say("drawing the QC picture", 0, 0)
-        ref_c = pre.reorient.to_canonical(ref) if ref is not None else None
-        title = f"{case}  (engine {info.name})" + (f"  {loc.line}" if loc.line else "")
-        qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title,
-                                warnings=summary.get("warnings", []))
-    summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
-    prob_in = pre.to_input(prob) if save_probability else None
+    if inputs.reference is not None:
+        summary["reference"] = _reference_summary(seg.mask, inputs.reference, dwi_vol.affine, reference)
+    return summary
+
+
+def _qc_picture(case: str, inputs: CaseInputs, seg: Segmentation, warnings: list[str],
+                say: Callable[[str, int, int], None], location_line: str = "") -> bytes:
+    """The QC montage (PNG bytes) of a case, with the reference's colours when there is one."""
+    from infarctsam.outputs.qc import render_montage
+
+    say("drawing the QC picture", 0, 0)
+    pre = seg.pre
+    ref_c = pre.reorient.to_canonical(inputs.reference) if inputs.reference is not None else None
+    title = f"{case}  (engine {seg.engine.info.name})" + (f"  {location_line}" if location_line else "")
+    return render_montage(pre.dwi, seg.mask_canonical, pre.spacing, brain=pre.brain, reference=ref_c, title=title,
+                          warnings=warnings)
+
+
+def _write_outputs(paths: CasePaths, outdir: Path, inputs: CaseInputs, seg: Segmentation, summary: dict[str, Any],
+                   qc_png: bytes | None, *, save_probability: bool, dicom_reference: str | Path | None, bids: bool,
+                   say: Callable[[str, int, int], None], extra: Mapping[str, tuple[Path, bytes]] | None = None
+                   ) -> list[Path]:
+    """Write a case's files atomically (mask, probability, JSON, QC, DICOM SEG/SR, ``extra``) and return them."""
+    from infarctsam.io.atomic import remove_stale_temps
+    from infarctsam.outputs.case import dataset_description, write_case
+
+    probability = seg.pre.to_input(seg.probability) if save_probability else None
     say(f"writing outputs to {outdir}", 0, 0)
-    dicom_files, dicom_record = _dicom_files(dwi_path, dicom_reference, mask, dwi_vol, stats, info, paths)
+    dicom_files, dicom_record = _dicom_files(inputs.dwi_path, dicom_reference, seg.mask, inputs.dwi, seg.stats,
+                                             seg.engine.info, paths)
     if dicom_record is not None:
         summary["dicom"] = dicom_record
         if dicom_record.get("warning"):
             summary["warnings"].append(dicom_record["warning"])
-    extra = {**dicom_files, **loc.files}
-    remove_stale_temps([*paths.all(), *(p for p, _ in extra.values())])  # what a killed earlier run left
-    files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in, extra=extra)
+    files_extra = {**dicom_files, **(extra or {})}
+    remove_stale_temps([*paths.all(), *(p for p, _ in files_extra.values())])  # what a killed earlier run left
+    files = write_case(paths, inputs.dwi, seg.mask, summary, qc_png, probability=probability, extra=files_extra)
     if bids:
         desc = outdir / "dataset_description.json"
         if not desc.exists():
             from infarctsam.io.atomic import write_json
 
-            write_json(desc, dataset_description(info.name))
-    return CaseResult(case_id=case, stats=stats, files=files, summary=summary)
+            write_json(desc, dataset_description(seg.engine.info.name))
+    return files
 
 
 def _dicom_files(dwi: Path, reference: str | Path | None, mask: np.ndarray, dwi_vol: Any, stats: LesionStats,

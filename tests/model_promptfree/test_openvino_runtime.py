@@ -9,8 +9,8 @@ import torch
 from infarctsam.io.volume import Volume
 from infarctsam.model.build import build_model
 from infarctsam.model.config import ModelConfig
-from infarctsam.model.predictor import PredictorOptions, VolumePredictor, decode_volume
 from infarctsam.preprocess import preprocess
+from infarctsam.runtime.predictor import PredictorOptions, VolumePredictor, decode_volume
 
 from synthetic_cases import head_phantom
 
@@ -63,8 +63,8 @@ def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained
     """11 slices: longer than the memory window, so the first slice of a pass has no memory, the next ones a growing,
     then a full memory (2 spatial memories, 7 pointers); the NumPy memory bank over the compiled parts must give
     PyTorch's probabilities on every slice, in both directions and over lesion runs."""
-    from infarctsam.model.openvino_parts import decode_compiled
-    from infarctsam.model.openvino_sam import OpenVinoSam
+    from infarctsam.runtime.openvino_parts import decode_compiled
+    from infarctsam.runtime.openvino_sam import OpenVinoSam
 
     torch.manual_seed(1)
     images = torch.rand(11, 3, 64, 64)
@@ -90,7 +90,7 @@ def test_bf16_is_close_to_fp32(trained_like_model, tmp_path):
 
 
 def test_exports_are_cached_and_a_corrupt_export_is_replaced(trained_like_model, tmp_path):
-    from infarctsam.model.openvino_sam import OpenVinoSam
+    from infarctsam.runtime.openvino_sam import OpenVinoSam
 
     OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
     exports = sorted((tmp_path / "cache").glob("ov-*.onnx"))
@@ -106,7 +106,7 @@ def test_exports_are_cached_and_a_corrupt_export_is_replaced(trained_like_model,
 
 
 def test_runtime_choice_and_refusals(trained_like_model, tmp_path):
-    from infarctsam.model.openvino_parts import default_precision, part_precision
+    from infarctsam.runtime.openvino_parts import default_precision, part_precision
 
     auto = _predictor(trained_like_model, "auto", tmp_path)
     assert auto.runtime == "openvino"  # the default where OpenVINO is installed
@@ -124,8 +124,8 @@ def test_engine_loads_from_the_compiled_parts_and_recovers_from_a_damaged_cache(
     a damaged cached part is exported again instead of failing the case."""
     from infarctsam.engines.sam import SamEngine
     from infarctsam.model.build import ARCHITECTURE
-    from infarctsam.model.openvino_parts import CompiledPredictor
     from infarctsam.model.weights_format import ModelCard, save_weights
+    from infarctsam.runtime.openvino_parts import CompiledPredictor
 
     card = ModelCard(name="tiny-ov", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
                      licence="Apache-2.0")

@@ -9,8 +9,8 @@ import torch
 from infarctsam.io.volume import Volume
 from infarctsam.model.build import build_model
 from infarctsam.model.config import ModelConfig
-from infarctsam.model.predictor import PredictorOptions, VolumePredictor
 from infarctsam.preprocess import preprocess
+from infarctsam.runtime.predictor import PredictorOptions, VolumePredictor
 
 from synthetic_cases import head_phantom
 
@@ -35,8 +35,8 @@ def _case():
 
 @pytest.mark.parametrize("runtime", ["torch", "onnx", "openvino"])
 def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, tmp_path, runtime):
-    from infarctsam.model.onnx_trunk import onnxruntime_available
-    from infarctsam.model.openvino_parts import openvino_available
+    from infarctsam.runtime.onnx_trunk import onnxruntime_available
+    from infarctsam.runtime.openvino_parts import openvino_available
 
     if (runtime == "onnx" and not onnxruntime_available()) or (runtime == "openvino" and not openvino_available()):
         pytest.skip(f"the {runtime} runtime's package is not installed")

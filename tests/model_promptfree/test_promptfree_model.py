@@ -13,9 +13,9 @@ from infarctsam.errors import WeightsError
 from infarctsam.io.volume import Volume
 from infarctsam.model.build import ARCHITECTURE, build_model, expected_shapes
 from infarctsam.model.config import ModelConfig
-from infarctsam.model.predictor import PredictorOptions, VolumePredictor
 from infarctsam.model.sam2 import MemoryBank
 from infarctsam.preprocess import preprocess
+from infarctsam.runtime.predictor import PredictorOptions, VolumePredictor
 
 from synthetic_cases import head_phantom, save_nifti
 
@@ -149,8 +149,8 @@ def test_sam21_checkpoint_loads_strict_into_the_hiera_backbone(tmp_path):
 
 
 def test_onnx_runtime_encoder_matches_torch(tiny_model):
-    from infarctsam.model.onnx_trunk import onnxruntime_available
-    from infarctsam.model.predictor import PredictorOptions
+    from infarctsam.runtime.onnx_trunk import onnxruntime_available
+    from infarctsam.runtime.predictor import PredictorOptions
 
     if not onnxruntime_available():
         pytest.skip("onnxruntime / onnx are not installed")
@@ -168,7 +168,7 @@ def test_onnx_runtime_encoder_matches_torch(tiny_model):
 
 
 def test_batched_bidirectional_decoding_equals_two_passes(tiny_model):
-    from infarctsam.model.predictor import decode_both_directions, decode_stack
+    from infarctsam.runtime.predictor import decode_both_directions, decode_stack
 
     torch.manual_seed(3)
     with torch.inference_mode():
@@ -179,7 +179,7 @@ def test_batched_bidirectional_decoding_equals_two_passes(tiny_model):
 
 
 def test_lesion_segments_widen_and_merge():
-    from infarctsam.model.predictor import lesion_segments
+    from infarctsam.runtime.slices import lesion_segments
 
     present = np.zeros(20, bool)
     present[[5, 6, 9, 17]] = True
@@ -188,7 +188,7 @@ def test_lesion_segments_widen_and_merge():
 
 
 def test_memory_scope_all_covers_the_stack(tiny_model):
-    from infarctsam.model.predictor import decode_both_directions, decode_volume
+    from infarctsam.runtime.predictor import decode_both_directions, decode_volume
 
     torch.manual_seed(4)
     with torch.inference_mode():

@@ -9,21 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infarctsam.engines.base import Engine, EngineInfo
+from infarctsam.engines.base import Engine, EngineInfo, default_weights_path
 from infarctsam.errors import ConfigError
 
 ENGINES = ("auto", "threshold", "sam")
-
-
-def default_weights_path() -> Path | None:
-    """The default model shipped inside the package, or None when not installed."""
-    from importlib import resources
-
-    try:
-        path = Path(str(resources.files("infarctsam") / "weights" / "default.safetensors"))
-    except (ModuleNotFoundError, FileNotFoundError):
-        return None
-    return path if path.is_file() else None
 
 
 def load_engine(name: str = "auto", weights: str | Path | None = None, device: str = "cpu",

@@ -5,11 +5,23 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from infarctsam.preprocess.pipeline import Preprocessed
+
+
+def default_weights_path() -> Path | None:
+    """The default model shipped inside the package, or None when not installed."""
+    from importlib import resources
+
+    try:
+        path = Path(str(resources.files("infarctsam") / "weights" / "default.safetensors"))
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    return path if path.is_file() else None
 
 
 @dataclass

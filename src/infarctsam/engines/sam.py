@@ -55,8 +55,8 @@ class SamEngine(Engine):
 
     def set_runtime(self, runtime: str = "auto", precision: str = "auto") -> None:
         """Run the network with another runtime (``auto``, ``openvino``, ``onnx``, ``torch``) and precision
-        (``auto``, ``fp32``, ``bf16``; see :class:`~infarctsam.model.predictor.PredictorOptions`)."""
-        from infarctsam.model.predictor import PredictorOptions, VolumePredictor
+        (``auto``, ``fp32``, ``bf16``; see :class:`~infarctsam.runtime.predictor.PredictorOptions`)."""
+        from infarctsam.runtime.predictor import PredictorOptions, VolumePredictor
 
         if precision not in ("auto", "fp32", "mixed", "bf16"):
             raise WeightsError(f"unknown precision {precision!r}; choose auto, fp32, mixed or bf16")
@@ -79,7 +79,7 @@ class SamEngine(Engine):
     def from_weights(cls, weights: str | Path | None = None, device: str = "cpu", image_size: int | None = None,
                      cache_dir: str | Path | None = None, precision: str = "auto") -> SamEngine:
         """Load the engine from a weights file, or the installed default model when ``weights`` is None."""
-        from infarctsam.engines import default_weights_path
+        from infarctsam.engines.base import default_weights_path
         from infarctsam.model.build import build_model
         from infarctsam.model.config import ModelConfig
 
@@ -120,8 +120,8 @@ class SamEngine(Engine):
         of import and the network build saved); None when they are not all in the cache or cannot be compiled."""
         import os
 
-        from infarctsam.model.export_cache import resolve_cache
-        from infarctsam.model.openvino_parts import (
+        from infarctsam.runtime.export_cache import resolve_cache
+        from infarctsam.runtime.openvino_parts import (
             GRAPHS_VERSION,
             PARTS,
             CompiledPredictor,

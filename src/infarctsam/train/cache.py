@@ -72,7 +72,7 @@ class SliceCache:
 def encoder_features(model, images: np.ndarray, pre_neck: bool, batch: int = 8, onnx=None) -> np.ndarray:
     """Frozen encoder output for ``(n, 3, S, S)`` images (trunk features when ``pre_neck``), float16.
 
-    ``onnx`` is an :class:`~infarctsam.model.onnx_trunk.OnnxTrunk` computing the same features faster.
+    ``onnx`` is an :class:`~infarctsam.runtime.onnx_trunk.OnnxTrunk` computing the same features faster.
     """
     import torch
 
@@ -92,7 +92,7 @@ def _onnx_trunk(model, cfg: TrainConfig, pre_neck: bool):
     """ONNX Runtime for the frozen trunk on CPU when available (same features, about twice as fast)."""
     import torch
 
-    from infarctsam.model.onnx_trunk import OnnxTrunk, onnxruntime_available
+    from infarctsam.runtime.onnx_trunk import OnnxTrunk, onnxruntime_available
 
     if cfg.model.is_sam2 or cfg.device != "cpu" or not onnxruntime_available():
         return None

@@ -192,9 +192,9 @@ def case_slices(dwi: Volume, mask: np.ndarray, model: ModelConfig, margin: int, 
     Lesion cases keep the slices from ``margin`` below the lowest to ``margin`` above the highest lesion slice;
     lesion-free cases keep one random block of ``2 * margin + 2`` brain slices; ``keep_all`` keeps every brain slice.
     """
-    from infarctsam.model.predictor import brain_slices
     from infarctsam.preprocess import SliceGrid, preprocess
     from infarctsam.preprocess.channels import model_channels
+    from infarctsam.runtime.slices import brain_slices
 
     pre = preprocess(dwi)
     lesion_c = pre.reorient.to_canonical(mask.astype(np.float32))

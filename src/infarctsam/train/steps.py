@@ -109,7 +109,7 @@ def decode_cached_case(model: nn.Module, feats: np.ndarray, images: np.ndarray, 
             fe = model.features_from_embedding(embed(model, f[i: i + batch], pre_neck), x[i: i + batch])
             out.append(torch.sigmoid(model.step(fe, (), encode_memory=False).high_res_masks[:, 0].float()))
         return torch.cat(out).cpu().numpy()
-    from infarctsam.model.predictor import decode_volume
+    from infarctsam.runtime.predictor import decode_volume
 
     features = model.features_from_embedding(embed(model, f, pre_neck), x)
     return decode_volume(model, features, bidirectional).cpu().numpy()

@@ -21,6 +21,7 @@ import numpy as np
 from infarctsam.model.config import ModelConfig
 from infarctsam.preprocess.pipeline import Preprocessed
 from infarctsam.preprocess.slices import SliceGrid
+from infarctsam.runtime.slices import lesion_segments, model_input_slices, stack_to_volume
 
 Progress = Callable[[str, int, int], None]
 
@@ -39,7 +40,7 @@ class PredictorOptions:
         bfloat16 autocast for the PyTorch image encoder (CPU with AVX-512 BF16 / AMX, or CUDA).
     runtime : str
         ``torch``; ``onnx`` (image encoder in ONNX Runtime, the rest in PyTorch); ``openvino`` (encoder and decoder
-        compiled by OpenVINO, :mod:`infarctsam.model.openvino_sam`); ``auto``: ``openvino`` when installed and
+        compiled by OpenVINO, :mod:`infarctsam.runtime.openvino_sam`); ``auto``: ``openvino`` when installed and
         applicable (litemedsam backbone on CPU), else ``onnx`` when installed and applicable, else ``torch``.
     precision : str
         OpenVINO runtime precision: ``fp32`` (also what ``auto`` means); ``mixed`` (float32 encoder, bfloat16
@@ -57,35 +58,6 @@ class PredictorOptions:
     precision: str = "auto"
     onnx_cache: str | Path | None = "default"
     cache_key: str | None = None
-
-
-def brain_slices(brain: np.ndarray, min_voxels: int = 10, min_fraction: float = 0.03) -> np.ndarray:
-    """Indices of axial slices holding at least ``min_voxels`` brain voxels and ``min_fraction`` of the largest
-    slice's brain area (slices grazing the brain's top or bottom edge carry no usable tissue)."""
-    area = brain.sum(axis=(0, 1))
-    return np.flatnonzero((area >= min_voxels) & (area >= min_fraction * area.max()))
-
-
-def model_input_slices(case: Preprocessed, image_size: int) -> tuple[np.ndarray, SliceGrid, np.ndarray]:
-    """Model input slices ``(n, 3, S, S)`` (float32) of the brain slices, the grid, and the slice indices used."""
-    from infarctsam.preprocess.channels import model_channels
-
-    channels = model_channels(case)
-    sp = case.spacing
-    grid = SliceGrid(case.dwi.shape[:2], (sp[0], sp[1]), image_size)
-    zs = brain_slices(case.brain)
-    images = np.empty((len(zs), channels.shape[0], image_size, image_size), np.float32)
-    for c in range(channels.shape[0]):
-        images[:, c] = grid.to_stack(channels[c][:, :, zs])
-    return images, grid, zs
-
-
-def stack_to_volume(probs: np.ndarray, grid: SliceGrid, zs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Probabilities ``(n, S, S)`` of the slices ``zs`` mapped back onto the canonical grid ``shape``."""
-    out = np.zeros(shape, dtype=np.float32)
-    if zs.size:
-        out[:, :, zs] = np.clip(grid.to_volume(probs), 0.0, 1.0)
-    return out
 
 
 class VolumePredictor:
@@ -117,14 +89,14 @@ class VolumePredictor:
             raise ValueError(f"{self.options.precision} precision needs the openvino runtime (pip install openvino) "
                              "on CPU")
         if self.runtime == "openvino":
-            from infarctsam.model.openvino_parts import CompiledPredictor
-            from infarctsam.model.openvino_sam import OpenVinoSam
+            from infarctsam.runtime.openvino_parts import CompiledPredictor
+            from infarctsam.runtime.openvino_sam import OpenVinoSam
 
             compiled = OpenVinoSam(self.model, self.options.precision, threads=torch.get_num_threads(),
                                    cache_dir=self.options.onnx_cache, key=self.options.cache_key)
             self._compiled = CompiledPredictor(config, compiled.parts, compiled.constants, self.options.batch_size)
         elif self.runtime == "onnx":
-            from infarctsam.model.onnx_trunk import OnnxTrunk
+            from infarctsam.runtime.onnx_trunk import OnnxTrunk
 
             self._onnx = OnnxTrunk(model.sam.image_encoder.trunk, config.image_size, threads=torch.get_num_threads(),
                                      cache_dir=self.options.onnx_cache)
@@ -137,8 +109,8 @@ class VolumePredictor:
         return "bf16-autocast" if self.options.bf16 and self.runtime == "torch" else "fp32"
 
     def _choose_runtime(self) -> str:
-        from infarctsam.model.onnx_trunk import onnxruntime_available
-        from infarctsam.model.openvino_parts import openvino_available
+        from infarctsam.runtime.onnx_trunk import onnxruntime_available
+        from infarctsam.runtime.openvino_parts import openvino_available
 
         runtime = self.options.runtime
         if runtime not in ("auto", "torch", "onnx", "openvino"):
@@ -222,19 +194,6 @@ def decode_single(model, feats, batch: int = 8):
         probs.append(torch.sigmoid(step.high_res_masks[:, 0].float()))
         scores.append(step.object_score_logits[:, 0].float())
     return torch.cat(probs), torch.cat(scores)
-
-
-def lesion_segments(present: np.ndarray, margin: int) -> list[tuple[int, int]]:
-    """Runs ``[start, stop)`` covering the slices flagged ``present``, widened by ``margin`` and merged."""
-    idx = np.flatnonzero(present)
-    segments: list[list[int]] = []
-    for i in idx:
-        lo, hi = max(0, int(i) - margin), min(len(present), int(i) + margin + 1)
-        if segments and lo <= segments[-1][1]:
-            segments[-1][1] = max(segments[-1][1], hi)
-        else:
-            segments.append([lo, hi])
-    return [(a, b) for a, b in segments]
 
 
 def decode_volume(model, feats, bidirectional: bool = True, full: bool = False, progress: Progress | None = None):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infarctsam.model.export_cache import cached_export, export_onnx, resolve_cache, weights_key
+from infarctsam.runtime.export_cache import cached_export, export_onnx, resolve_cache, weights_key
 
 
 def onnxruntime_available() -> bool:

@@ -1,7 +1,7 @@
 """The prompt-free litemedsam model run by OpenVINO: encoder and memory decoder, with bf16 where the CPU has it.
 
 Three parts of :class:`~infarctsam.model.promptfree.PromptFreeSam` are exported to ONNX once per batch size (kept
-in the export cache, :mod:`infarctsam.model.export_cache`) and compiled by OpenVINO's CPU plugin for that static
+in the export cache, :mod:`infarctsam.runtime.export_cache`) and compiled by OpenVINO's CPU plugin for that static
 batch (faster than a dynamic one; short batches are padded with empty rows):
 
 * ``encoder``: TinyViT trunk + neck, ``images -> embedding`` (4 slices a batch);
@@ -32,16 +32,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from infarctsam.model.export_cache import export_onnx, resolve_cache, weights_key
-from infarctsam.model.openvino_parts import (
+from infarctsam.model.sam2 import FrameFeatures, MemoryEntry
+from infarctsam.model.sam2.memory_bank_assembly import assemble_memory
+from infarctsam.runtime.export_cache import export_onnx, resolve_cache, weights_key
+from infarctsam.runtime.openvino_parts import (
     GRAPHS_VERSION,
     PRECISIONS,
     MemoryConstants,
     OpenVinoParts,
     default_precision,
 )
-from infarctsam.model.sam2 import FrameFeatures, MemoryEntry
-from infarctsam.model.sam2.memory_bank_assembly import assemble_memory
 
 
 # ---------------------------------------------------------------------------------------------- export graphs
@@ -140,7 +140,7 @@ def pointer_tokens(cfg) -> int:
 def memory_constants(model: nn.Module) -> dict[str, np.ndarray]:
     """The position encodings of the memory bank, produced by the PyTorch assembly itself
     (:func:`~infarctsam.model.sam2.memory_bank_assembly.assemble_memory`) so that the compiled decoding adds exactly
-    what it adds (see :class:`~infarctsam.model.openvino_parts.MemoryConstants`)."""
+    what it adds (see :class:`~infarctsam.runtime.openvino_parts.MemoryConstants`)."""
     from infarctsam.model.promptfree import TinyViTImageEncoder
 
     sam = model.sam
@@ -174,7 +174,7 @@ class OpenVinoSam:
     """A litemedsam :class:`~infarctsam.model.promptfree.PromptFreeSam` compiled by OpenVINO.
 
     Exports (on first use, into the cache) and compiles the parts, and writes the memory constants; the decoding
-    itself runs without PyTorch (:func:`~infarctsam.model.openvino_parts.decode_compiled`).
+    itself runs without PyTorch (:func:`~infarctsam.runtime.openvino_parts.decode_compiled`).
 
     Parameters
     ----------

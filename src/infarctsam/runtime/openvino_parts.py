@@ -1,11 +1,11 @@
 """Compiled model parts run by OpenVINO, and the slice-by-slice decoding over them, without PyTorch.
 
-:mod:`infarctsam.model.openvino_sam` exports three parts of the network to ONNX (``encoder``, ``single``, ``step``)
+:mod:`infarctsam.runtime.openvino_sam` exports three parts of the network to ONNX (``encoder``, ``single``, ``step``)
 and the small constants of the memory bank (position encodings) to an ``.npz``, all named after the weights. Once
 they are in the export cache, this module runs the whole model from them with NumPy and OpenVINO alone: no PyTorch
 import (about a second) and no network to build, which is most of a case's start-up.
 
-:func:`decode_compiled` is the decoding of :func:`infarctsam.model.predictor.decode_volume` (single slices, then the
+:func:`decode_compiled` is the decoding of :func:`infarctsam.runtime.predictor.decode_volume` (single slices, then the
 memory passes over the runs of slices that may hold lesion, both directions together) with the memory bank of the
 non-conditioning, evaluation case written out: a slice sees the spatial memories of its ``num_maskmem - 1``
 previous slices in the pass (farthest first) and the object pointers of its ``min(n, max_obj_ptrs) - 1`` previous
@@ -125,7 +125,7 @@ class OpenVinoParts:
         return config
 
     def _source(self, name: str, batch: int, fresh: bool = False):
-        from infarctsam.model.export_cache import cached_export
+        from infarctsam.runtime.export_cache import cached_export
 
         stem = part_stem(name, batch)
         path = None if self.cache is None else self.cache / f"{stem}-{self.key}.onnx"
@@ -290,8 +290,8 @@ def _pass(parts: OpenVinoParts, consts: MemoryConstants, embed: np.ndarray, imag
 
 def decode_compiled(parts: OpenVinoParts, consts: MemoryConstants, embed: np.ndarray, images: np.ndarray,
                     bidirectional: bool = True, full: bool = False, progress: Progress | None = None) -> np.ndarray:
-    """Probabilities ``(n, S, S)`` of a slice stack, decoded as :func:`~infarctsam.model.predictor.decode_volume`."""
-    from infarctsam.model.predictor import lesion_segments
+    """Probabilities ``(n, S, S)`` of a slice stack, decoded as :func:`~infarctsam.runtime.predictor.decode_volume`."""
+    from infarctsam.runtime.slices import lesion_segments
 
     say = progress or (lambda *_: None)
     say("decoding slices one by one", 0, 0)
@@ -345,7 +345,7 @@ class CompiledPredictor:
 
     def slice_images(self, case):
         """Model input slices ``(n, 3, S, S)``, the grid and the slice indices (as the PyTorch predictor)."""
-        from infarctsam.model.predictor import model_input_slices
+        from infarctsam.runtime.slices import model_input_slices
 
         return model_input_slices(case, self.config.image_size)
 
@@ -358,7 +358,7 @@ class CompiledPredictor:
 
     def predict(self, case, progress: Progress | None = None) -> np.ndarray:
         """Lesion probability on the canonical grid of ``case`` (float32 in [0, 1])."""
-        from infarctsam.model.predictor import stack_to_volume
+        from infarctsam.runtime.slices import stack_to_volume
 
         images, grid, zs = self.slice_images(case)
         if zs.size == 0:
