@@ -179,25 +179,20 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
     device : str
         ``cpu`` or ``cuda`` for learned engines.
     input_sha256 : mapping, optional
-        Already computed sha256 of the inputs (keys ``dwi``, ``adc``), so a batch that hashed them to decide whether
-        a case is finished does not read them twice; missing keys are computed.
+        Already computed sha256 of the inputs (keys ``dwi``, ``adc``); missing keys are computed.
     provenance : mapping, optional
-        Which batch run produced the case (run id, host, pid); recorded under ``batch`` in the JSON.
+        The batch run (run id, host, pid) recorded under ``batch`` in the JSON.
     dicom_reference : str or Path, optional
-        DICOM series the DWI was converted from: a DICOM SEG and SR referencing it are written beside the mask
-        (they are written anyway when the DWI itself is a DICOM series; needs the ``dicom`` extra).
+        DICOM series the DWI came from: a SEG and SR referencing it are written (``dicom`` extra).
     cache_dir : str or Path, optional
-        Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
+        Folder of the exported model parts (default ``~/.cache/infarctsam/onnx``).
     progress : callable, optional
-        Called as ``progress(stage, done, total)`` at each stage (``total`` 0) and after each batch of slices
-        encoded; :class:`infarctsam.cli.progress.StageProgress` prints it on a terminal.
+        ``progress(stage, done, total)`` at each stage (``total`` 0) and slice batch (see ``cli.progress``).
     precision : str
-        Arithmetic of the ``sam`` engine on CPU: ``auto`` / ``fp32`` (the unoptimised model's results to float
-        rounding), ``mixed`` (float32 encoder, bfloat16 decoder: faster where the CPU runs bfloat16 natively, Dice
-        within 0.0102 of fp32 on the checked cases) or ``bf16`` (fastest; up to 0.024).
+        ``sam`` engine arithmetic on CPU: ``auto``/``fp32`` (exact), ``mixed`` or ``bf16`` (faster, Dice within
+        0.0102 / 0.024 of fp32 on the checked cases).
     location : bool
-        Register the DWI to MNI and report the lesion's arterial territories and regions (``location`` in the JSON,
-        a ``_location.png`` picture with the QC picture; see :mod:`infarctsam.location`).
+        Map the DWI to MNI and report the lesion's arterial territories (``location``, ``_location.png``).
 
     Returns
     -------
