@@ -162,6 +162,7 @@ def segment(
     cache_dir: str | Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     precision: str = "auto",
+    allow_mismatched_adc: bool = False,
 ) -> CaseResult:
     """Segment the infarct on one DWI and write the outputs.
 
@@ -208,6 +209,9 @@ def segment(
         Arithmetic of the ``sam`` engine on CPU: ``auto`` / ``fp32`` (the unoptimised model's results to float
         rounding), ``mixed`` (float32 encoder, bfloat16 decoder: faster where the CPU runs bfloat16 natively, Dice
         within 0.0102 of fp32 on the checked cases) or ``bf16`` (fastest; up to 0.024).
+    allow_mismatched_adc : bool
+        Use an ADC that does not match the DWI's anatomy (:mod:`infarctsam.preprocess.consistency`) with a warning
+        instead of refusing the case.
 
     Returns
     -------
@@ -221,6 +225,7 @@ def segment(
     from infarctsam.plausibility import plausibility_warnings
     from infarctsam.postprocess import binarize, lesion_stats
     from infarctsam.preprocess import preprocess
+    from infarctsam.preprocess.consistency import input_consistency
 
     t0 = time.perf_counter()
     say = progress or _silent
@@ -240,13 +245,15 @@ def segment(
                                                                 cache_dir=cache_dir, precision=precision)
     say("brain mask and intensity normalisation", 0, 0)
     pre = preprocess(dwi_vol, adc_vol)
+    fit, fit_warnings = input_consistency(pre, None if adc is None else Path(adc).name, ref,
+                                          "" if reference is None else Path(reference).name, allow_mismatched_adc)
     say(f"segmenting (engine {eng.info.name})", 0, 0)
     prob = eng.predict(pre, progress=progress)
     say("post-processing: threshold, lesions, inverse resampling", 0, 0)
     mask_c = binarize(prob, pre.brain, eng.threshold, eng.min_lesion_ml, pre.voxel_ml)
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, dwi_vol.voxel_volume_ml)
-    warnings = plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
+    warnings = fit_warnings + plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
     # what ITK/GDCM/MetaIO said while reading an input that was still usable
     warnings += [f"{what} reader: {line}" for what, vol in (("DWI", dwi_vol), ("ADC", adc_vol)) if vol is not None
                  for line in vol.meta.get("warnings", ())]
@@ -265,7 +272,7 @@ def segment(
                     "spacing_mm": [round(s, 4) for s in dwi_vol.spacing]},
             "adc": None if adc is None else {"path": str(adc), "sha256": known.get("adc") or file_sha256(adc),
                                              "unit_detected": adc_vol.meta["adc_unit"],
-                                             "resampled_to_dwi": adc_vol.meta["adc_resampled"]},
+                                             "resampled_to_dwi": adc_vol.meta["adc_resampled"], **fit},
         },
         "model_inputs": "DWI + ADC" if adc_vol is not None and eng.uses_adc else "DWI",
         "brain_volume_ml": round(float(pre.brain.sum() * pre.voxel_ml), 2),
