@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import typer
 
-from infarctsam.cli.common import PlainCommand, echo_err, fail, run
+from infarctsam.cli.common import PlainCommand, echo_err, fail, naming_options, run
 
 _SINGLE_ONLY = ("--adc", "--reference", "--bval", "--case-id", "--dicom-reference")
 STRICT_EXIT = 3
@@ -77,12 +77,16 @@ def segment(
             raise fail(f"{name} applies to a batch (a dataset root or a list of cases), not to one DWI")
     from infarctsam.cli.progress import StageProgress
 
+    _say_first_export(engine, weights, cache_dir, device, quiet)
     progress = StageProgress.for_terminal(quiet)
     progress("loading infarctsam")
     from infarctsam.api import segment as api_segment
 
+    named = {"--adc": adc, "--reference": reference, "--bval": bval, "--weights": weights,
+             "--dicom-reference": dicom_reference}
     result = run(
-        api_segment, dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
+        naming_options(api_segment, named, argument=dwi),
+        dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
         bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device, cache_dir=cache_dir,
         progress=progress, dicom_reference=dicom_reference, precision=precision,
         allow_mismatched_adc=allow_mismatched_adc,
@@ -97,6 +101,18 @@ def segment(
             echo_err(f"wrote {f}")
     if strict and warnings:
         raise fail(f"--strict: the result carries {plural(len(warnings), 'warning')} (outputs written)", STRICT_EXIT)
+
+
+def _say_first_export(engine: str, weights: Path | None, cache_dir: Path | None, device: str, quiet: bool) -> None:
+    """One line on stderr before the model's one-time export (the first run of a model on this machine)."""
+    if quiet or engine == "threshold":
+        return
+    from infarctsam.engines.sam import export_pending
+
+    if export_pending(weights, cache_dir, device):
+        where = cache_dir or "~/.cache/infarctsam/onnx"
+        echo_err(f"first run of this model: exporting and compiling it once into {where} (about 200 MB, tens of "
+                 "seconds); later runs start in seconds")
 
 
 def plural(n: int, word: str) -> str:
@@ -127,6 +143,7 @@ def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, devic
         raise fail(f"{', '.join(given)} applies to one DWI; in a batch each case's ADC is found beside its DWI "
                    "(or in the list's second column)")
     shard_ix = run(parse_shard, shard) if shard is not None else None
+    _say_first_export(engine, weights, cache_dir, device, quiet)
     report = run(run_batch, root, output, engine=engine, weights=weights, device=device, bids=bids,
                  save_probability=save_probability, qc=qc, shard=shard_ix, scheduler=scheduler, force=force,
                  progress=not quiet, cache_dir=cache_dir, precision=precision,
