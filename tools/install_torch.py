@@ -31,9 +31,16 @@ def reachable(index: str, timeout: float = 15.0) -> bool:
         return False
 
 
-def pip(*args: str) -> int:
-    """Run ``python -m pip install -q ARGS`` in this interpreter; its exit status."""
-    return subprocess.call([sys.executable, "-m", "pip", "install", "-q", *args])
+def pip(*args: str, quiet: bool = False) -> int:
+    """Run ``python -m pip install -q ARGS`` in this interpreter; its exit status (``quiet``: its messages are shown
+    only when it fails)."""
+    command = [sys.executable, "-m", "pip", "install", "-q", *args]
+    if not quiet:
+        return subprocess.call(command)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        print("\n".join((done.stdout + done.stderr).splitlines()[-15:]), file=sys.stderr)
+    return done.returncode
 
 
 def planned_cuda_packages(requirement: str) -> list[str] | None:
@@ -41,7 +48,7 @@ def planned_cuda_packages(requirement: str) -> list[str] | None:
     run); None when the dry run itself fails."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "plan.json"
-        if pip("--dry-run", "--ignore-installed", "--report", str(report), requirement) != 0:
+        if pip("--dry-run", "--ignore-installed", "--report", str(report), requirement, quiet=True) != 0:
             return None
         plan = json.loads(report.read_text())
     names = [item["metadata"]["name"].lower() for item in plan.get("install", [])]
