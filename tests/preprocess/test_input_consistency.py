@@ -83,7 +83,7 @@ def case_files(tmp_path):
 def _agreement(files, which):
     dwi, _ = load_dwi(files["dwi"])
     pre = preprocess(dwi, load_adc(files[which], dwi))
-    return adc_agreement(pre.dwi, pre.adc, pre.brain)
+    return adc_agreement(pre.dwi, pre.adc, pre.brain, pre.spacing)
 
 
 @pytest.mark.parametrize("which,matches", [("adc", True), ("regridded", True), ("shifted", False),
@@ -145,7 +145,7 @@ def test_reference_mask_must_mark_bright_dwi(case_files):
 def _example_agreement(tmp_path, adc_path):
     dwi, _ = load_dwi(f"{EXAMPLE_STEM}_dwi.nii.gz")
     pre = preprocess(dwi, load_adc(adc_path, dwi))
-    return adc_agreement(pre.dwi, pre.adc, pre.brain)
+    return adc_agreement(pre.dwi, pre.adc, pre.brain, pre.spacing)
 
 
 def test_real_case_own_adc_regridded_passes_and_shifted_fails(tmp_path):
