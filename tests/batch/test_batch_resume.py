@@ -53,7 +53,7 @@ def test_killed_run_leaves_valid_records_and_resumes(tmp_path):
     # what a killed run leaves: a complete CSV (finished cases ok, the rest pending) and a log of whole lines
     with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
         rows = {r["case"]: r for r in csv.DictReader(fh)}
-    assert {k: r["status"] for k, r in rows.items()} == {"c0": "ok", "c1": "ok", "c2-block": "pending",
+    assert {k: r["status"] for k, r in rows.items()} == {"c0": "warnings", "c1": "warnings", "c2-block": "pending",
                                                          "c3": "pending"}
     events = [json.loads(line) for line in (out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [e["event"] for e in events] == ["run_start", "case", "case"]
@@ -67,7 +67,7 @@ def test_killed_run_leaves_valid_records_and_resumes(tmp_path):
     assert res.exit_code == 0, res.output
     with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
         statuses = {r["case"]: r["status"] for r in csv.DictReader(fh)}
-    assert statuses == {"c0": "skipped", "c1": "skipped", "c2-block": "ok", "c3": "ok"}
+    assert statuses == {"c0": "skipped", "c1": "skipped", "c2-block": "warnings", "c3": "warnings"}
     for name in names:
         assert json.loads((out / f"{name}.json").read_text(encoding="utf-8"))["case"] == name
         assert nib.load(str(out / f"{name}_mask.nii.gz")).get_fdata().shape == (24, 26, 10)
@@ -89,6 +89,6 @@ def test_interrupted_run_closes_its_records(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_batch(root, out, engine="threshold", qc=False, on_record=interrupt)
     with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
-        assert [r["status"] for r in csv.DictReader(fh)] == ["ok", "pending", "pending"]
+        assert [r["status"] for r in csv.DictReader(fh)] == ["warnings", "pending", "pending"]
     end = json.loads((out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()[-1])
     assert end["event"] == "run_end" and end["status"] == "interrupted" and end["counts"]["pending"] == 2

@@ -83,7 +83,7 @@ def test_output_in_the_images_folder_never_overwrites_an_input_batch(tmp_path):
     _unchanged(before, tree_digest(lab))
     with (lab / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
         rows = {r["case"]: r for r in csv.DictReader(fh)}
-    assert rows["p2"]["status"] == "ok"
+    assert rows["p2"]["status"] == "warnings"
     assert rows["case01"]["status"] == "failed" and "not written by infarctsam" in rows["case01"]["error"]
     # a rerun skips p2 and still leaves the expert's mask alone
     res = runner.invoke(app, ["segment", str(lab / "cases.txt"), "-o", str(lab), "--engine", "threshold"])
@@ -191,9 +191,9 @@ def test_signal_to_a_batch_closes_its_records_and_leaves_inputs_alone(tmp_path, 
     _unchanged(before, tree_digest(lab))
     events = [json.loads(x) for x in (lab / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()]
     assert events[-1]["event"] == "run_end" and events[-1]["status"] == "interrupted"
-    assert events[-1]["counts"] == {"ok": 1, "skipped": 0, "failed": 0, "pending": 2}
+    assert events[-1]["counts"] == {"ok": 0, "warnings": 1, "skipped": 0, "failed": 0, "pending": 2}
     with (lab / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
-        assert [r["status"] for r in csv.DictReader(fh)] == ["ok", "pending", "pending"]
+        assert [r["status"] for r in csv.DictReader(fh)] == ["warnings", "pending", "pending"]
     new = set(tree_digest(lab)) - set(before)
     assert new == {"c0.json", "c0_mask.nii.gz", "infarctsam_run.jsonl", "infarctsam_summary.csv"}, new
 

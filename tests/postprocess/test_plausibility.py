@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from infarctsam.plausibility import plausibility_warnings, symmetric_fraction
+from infarctsam.plausibility import mirrored_pairs, plausibility_warnings, symmetric_fraction
 
 SP = (2.0, 2.0, 2.0)
 
@@ -57,3 +57,37 @@ def test_implausible_brain_volume_is_reported():
     brain, dwi, _ = brain_and_dwi((20, 20, 70))  # a narrow 126 mm tall column: far too small for a brain
     warnings = plausibility_warnings(np.zeros_like(brain), dwi, brain, SP)
     assert any("adult whole-brain range" in w for w in warnings)
+
+
+def _ball(idx, centre, radius):
+    return sum((idx[i] - centre[i]) ** 2 for i in range(3)) <= radius ** 2
+
+
+def test_skull_base_rims_as_mirror_pairs_are_flagged_beside_an_infarct():
+    """A unilateral infarct plus two spot pairs at mirrored places, a few mm off (as the rims of real scans are):
+    the pairs are flagged, the infarct is not part of any pair."""
+    brain, dwi, idx = brain_and_dwi()
+    cx = brain.shape[0] // 2
+    infarct = brain & _ball(idx, (cx + 12, 45, 35), 6)  # 24 mm right of the midline, ~7 mL
+    rims = [brain & _ball(idx, (cx - 14, 25, 18), 3), brain & _ball(idx, (cx + 16, 27, 19), 3),
+            brain & _ball(idx, (cx - 13, 46, 20), 2), brain & _ball(idx, (cx + 12, 44, 21), 2)]
+    assert all(r.sum() >= 33 for r in rims)  # whole balls, inside the brain
+    mask = infarct | np.any(rims, axis=0)
+    dwi[mask] = 2.2
+    pairs = mirrored_pairs(mask, brain, SP)
+    rim_ml = sorted(round(float(r.sum()) * 0.008, 2) for r in rims)
+    assert len(pairs) == 2 and sorted(v for p in pairs for v in p) == rim_ml
+    warnings = plausibility_warnings(mask, dwi, brain, SP)
+    assert any("2 left-right mirror pairs" in w for w in warnings), warnings
+
+
+def test_unilateral_infarct_with_a_far_or_tiny_contralateral_spot_is_not_a_pair():
+    brain, dwi, idx = brain_and_dwi()
+    cx = brain.shape[0] // 2
+    infarct = brain & _ball(idx, (cx + 12, 40, 30), 7)
+    speck = brain & _ball(idx, (cx - 12, 40, 30), 1.5)  # mirrors onto the infarct but is > 4x smaller
+    far = brain & _ball(idx, (cx - 16, 10, 50), 3)  # similar in size to nothing, far from any mirror image
+    mask = infarct | speck | far
+    dwi[mask] = 2.2
+    assert mirrored_pairs(mask, brain, SP) == []
+    assert not any("mirror pair" in w for w in plausibility_warnings(mask, dwi, brain, SP))

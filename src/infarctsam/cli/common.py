@@ -109,6 +109,39 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise fail(f"unexpected {type(exc).__name__}: {text} (run with --debug for details)", 1) from None
 
 
+def naming_options(fn: Callable[..., T], options: dict[str, Any], argument: Any = None) -> Callable[..., T]:
+    """``fn`` whose one-line user errors about a file given by an option start with that option, e.g.
+    ``--adc README.md: unsupported image format`` (left as they are when the argument has the same file name)."""
+    from pathlib import Path
+
+    def named(message: str) -> str:
+        taken = {Path(str(argument)).name} if argument is not None else set()
+        for option, value in options.items():
+            if value is None or message.startswith("--"):
+                continue
+            name = Path(str(value)).name
+            if name in taken:
+                continue
+            if message.startswith(f"{name}:"):
+                return f"{option} {message}"
+            if str(value) in message:
+                return f"{option}: {message}"
+        return message
+
+    def wrapped(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except InfarctsamError as exc:
+            text = named(str(exc))
+            if text == str(exc):
+                raise
+            renamed = type(exc).__new__(type(exc))
+            InfarctsamError.__init__(renamed, text)
+            raise renamed from None
+
+    return wrapped
+
+
 def echo_err(message: str) -> None:
     """Print an informational line to stderr."""
     print(message, file=sys.stderr, flush=True)

@@ -25,6 +25,15 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
+def _figure(value: float, n_cases: int) -> str:
+    """A statistic with three decimals; ``n/a (one case)`` where one case cannot give it (SD, ICC)."""
+    import math
+
+    if math.isfinite(value):
+        return f"{value:.3f}"
+    return "n/a (one case)" if n_cases == 1 else "n/a"
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``evaluate`` command to ``app``."""
 
@@ -82,12 +91,14 @@ def register(app: typer.Typer) -> None:
         outputs = common.run(write_report, result, output, figures=not no_figures,
                              overlay_cases=_split(cases) or None, image_dir=image_dir, log_axes=log_axes)
         progress.finish()
-        typer.echo(f"evaluated {result.summary['n_cases']} cases")
+        n = result.summary["n_cases"]
+        typer.echo(f"evaluated {n} case{'' if n == 1 else 's'}")
         unit = BA_UNITS[result.ba_transform]
         for s in result.stats:
+            spread = (f"(SD {_figure(s.dice.sd, n)}), ICC(A,1) {_figure(s.icc_a1.value, n)}" if n > 1
+                      else "(SD and ICC(A,1) n/a: one case)")
             typer.echo(
-                f"{s.name}: Dice {s.dice.mean:.3f} (SD {s.dice.sd:.3f}), ICC(A,1) {s.icc_a1.value:.3f}, "
-                f"volume bias {s.bland_altman.bias:.2f} {unit} (prediction - reference), "
-                f"lesion F1 {s.means['lesion_f1']:.3f}"
+                f"{s.name}: Dice {s.dice.mean:.3f} {spread}, volume bias {s.bland_altman.bias:.2f} {unit} "
+                f"(prediction - reference), lesion F1 {s.means['lesion_f1']:.3f}"
             )
         typer.echo(f"report: {outputs['report.html']}")

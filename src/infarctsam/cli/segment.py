@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 
-from infarctsam.cli.common import PlainCommand, echo_err, fail, run
+from infarctsam.cli.common import PlainCommand, echo_err, fail, naming_options, run
 
 _SINGLE_ONLY = ("--adc", "--reference", "--bval", "--case-id", "--dicom-reference")
+STRICT_EXIT = 3
 
 
 def segment(
@@ -48,8 +49,13 @@ def segment(
                                "outputs match the inputs, engine and weights)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", metavar="FOLDER", help="Where the exported model "
                                           "parts are kept (default: ~/.cache/infarctsam/onnx)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (progress is shown only when "
-                               "stderr is a terminal)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the result line (and errors): no progress, "
+                               "warning or 'wrote' lines (progress is shown only when stderr is a terminal)."),
+    strict: bool = typer.Option(False, "--strict", help=f"Exit with code {STRICT_EXIT} when a result carries "
+                                "warnings (outputs are still written)."),
+    allow_mismatched_adc: bool = typer.Option(False, "--allow-mismatched-adc", help="Use an ADC that does not match "
+                                              "the DWI's anatomy (another patient, shifted) with a warning instead "
+                                              "of refusing the case."),
     dicom_reference: Path | None = typer.Option(None, "--dicom-reference", metavar="SERIES", help="DICOM series the "
                                                 "DWI was converted from: also write a DICOM SEG + SR referencing it "
                                                 "(written anyway for a DICOM DWI)."),
@@ -65,8 +71,8 @@ def segment(
     if is_batch_input(dwi):
         _batch(dwi, output, engine=engine, weights=weights, device=device, bids=bids,
                save_probability=save_probability, qc=qc, location=location, shard=shard, scheduler=scheduler,
-               force=force, quiet=quiet,
-               cache_dir=cache_dir, precision=precision,
+               force=force, quiet=quiet, cache_dir=cache_dir, precision=precision, strict=strict,
+               allow_mismatched_adc=allow_mismatched_adc,
                single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id, dicom_reference), strict=True)))
         return
     for name, value in (("--shard", shard), ("--scheduler", scheduler)):
@@ -74,36 +80,68 @@ def segment(
             raise fail(f"{name} applies to a batch (a dataset root or a list of cases), not to one DWI")
     from infarctsam.cli.progress import StageProgress
 
+    _say_first_export(engine, weights, cache_dir, device, quiet)
     progress = StageProgress.for_terminal(quiet)
     progress("loading infarctsam")
     from infarctsam.api import segment as api_segment
 
+    named = {"--adc": adc, "--reference": reference, "--bval": bval, "--weights": weights,
+             "--dicom-reference": dicom_reference}
     result = run(
-        api_segment, dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
+        naming_options(api_segment, named, argument=dwi),
+        dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
         bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device, cache_dir=cache_dir,
         progress=progress, dicom_reference=dicom_reference, precision=precision, location=location,
+        allow_mismatched_adc=allow_mismatched_adc,
     )
     progress.finish()
-    s = result.stats
-    line = (f"{result.case_id}: {s.volume_ml:.2f} mL, {s.lesion_count} lesion(s), largest {s.largest_lesion_ml:.2f} mL"
-            f" [engine {result.summary['engine']}]")
-    if "reference" in result.summary:
-        line += f", Dice {result.summary['reference']['dice']:.3f} vs reference"
-    if result.summary.get("location"):
-        line += f", {result.summary['location']['summary']}"
-    typer.echo(line)
-    from infarctsam.io.text import plain_line
+    warnings = result.summary.get("warnings", [])
+    typer.echo(result_line(result.case_id, result.stats, result.summary))
+    if not quiet:
+        from infarctsam.io.text import plain_line
 
-    for warning in result.summary.get("warnings", []):
-        echo_err(f"warning: {plain_line(warning, limit=2000)}")
-    for f in result.files:
-        echo_err(f"wrote {f}")
+        for warning in warnings:
+            echo_err(f"warning: {plain_line(warning, limit=2000)}")
+        for f in result.files:
+            echo_err(f"wrote {f}")
+    if strict and warnings:
+        raise fail(f"--strict: the result carries {plural(len(warnings), 'warning')} (outputs written)", STRICT_EXIT)
+
+
+def _say_first_export(engine: str, weights: Path | None, cache_dir: Path | None, device: str, quiet: bool) -> None:
+    """One line on stderr before the model's one-time export (the first run of a model on this machine)."""
+    if quiet or engine == "threshold":
+        return
+    from infarctsam.engines.sam import export_pending
+
+    if export_pending(weights, cache_dir, device):
+        where = cache_dir or "~/.cache/infarctsam/onnx"
+        echo_err(f"first run of this model: exporting and compiling it once into {where} (about 200 MB, tens of "
+                 "seconds); later runs start in seconds")
+
+
+def plural(n: int, word: str) -> str:
+    """``1 warning``, ``2 warnings``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def result_line(case: str, stats: Any, summary: dict[str, Any]) -> str:
+    """The one-line result on stdout: volume, lesions, engine, Dice against a reference, warnings."""
+    line = (f"{case}: {stats.volume_ml:.2f} mL, {plural(stats.lesion_count, 'lesion')}, largest "
+            f"{stats.largest_lesion_ml:.2f} mL [engine {summary['engine']}]")
+    if "reference" in summary:
+        line += f", Dice {summary['reference']['dice']:.3f} vs reference"
+    if summary.get("location"):
+        line += f", {summary['location']['summary']}"
+    n = len(summary.get("warnings") or [])
+    return line + (f", {plural(n, 'warning')} (see the JSON)" if n else "")
 
 
 def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, device: str, bids: bool,
            save_probability: bool, qc: bool, location: bool, shard: str | None, scheduler: str | None, force: bool,
            quiet: bool,
-           cache_dir: Path | None, precision: str, single: dict[str, object]) -> None:
+           cache_dir: Path | None, precision: str, strict: bool, allow_mismatched_adc: bool,
+           single: dict[str, object]) -> None:
     from infarctsam.scale.cases import parse_shard
     from infarctsam.scale.records import format_table
     from infarctsam.scale.runner import run_batch
@@ -113,19 +151,27 @@ def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, devic
         raise fail(f"{', '.join(given)} applies to one DWI; in a batch each case's ADC is found beside its DWI "
                    "(or in the list's second column)")
     shard_ix = run(parse_shard, shard) if shard is not None else None
+    _say_first_export(engine, weights, cache_dir, device, quiet)
     report = run(run_batch, root, output, engine=engine, weights=weights, device=device, bids=bids,
                  save_probability=save_probability, qc=qc, location=location, shard=shard_ix, scheduler=scheduler,
                  force=force,
-                 progress=not quiet, cache_dir=cache_dir, precision=precision)
-    typer.echo(format_table(report.records))
+                 progress=not quiet, cache_dir=cache_dir, precision=precision,
+                 allow_mismatched_adc=allow_mismatched_adc)
+    if not quiet:
+        typer.echo(format_table(report.records))
     c = report.counts
-    typer.echo(f"{len(report.records)} case(s): {c['ok']} segmented, {c['skipped']} already done, {c['failed']} "
-               f"failed in {report.elapsed_s:.1f} s [engine {report.engine.get('engine')}]")
+    warned = f" ({c['warnings']} with warnings)" if c["warnings"] else ""
+    typer.echo(f"{plural(len(report.records), 'case')}: {c['ok'] + c['warnings']} segmented{warned}, {c['skipped']} "
+               f"already done, {c['failed']} failed in {report.elapsed_s:.1f} s [engine {report.engine.get('engine')}]")
     for r in report.records:
         if r["status"] == "failed":
             echo_err(f"failed: {r['case']}: {r['error']}")
+        elif r.get("warnings") and not quiet:
+            echo_err(f"warnings: {r['case']}: {r['warnings']}")
     if not quiet:
         echo_err(f"run log {report.log}; summary {report.summary}")
+    if report.exit_code == 0 and strict and report.warned:
+        raise fail(f"--strict: {plural(report.warned, 'case')} with warnings", STRICT_EXIT)
     raise typer.Exit(report.exit_code)
 
 

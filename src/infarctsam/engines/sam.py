@@ -206,3 +206,35 @@ class SamEngine(Engine):
         if progress is not None:
             progress("fusing with the DWI" + (" and ADC" if case.adc is not None else "") + " contrast", 0, 0)
         return self.fusion.predict(prob, case.dwi, case.brain, case.spacing, case.adc, case.contrast_maps())
+
+
+def export_pending(weights: str | Path | None, cache_dir: str | Path | None, device: str = "cpu") -> bool:
+    """True when loading the ``sam`` engine will first export its compiled parts into the cache (once per model and
+    cache folder: about 200 MB and tens of seconds); False when they are there or nothing will be exported.
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        Weights file; the installed default model when None.
+    cache_dir : str or Path, optional
+        Export cache (default ``~/.cache/infarctsam/onnx``).
+    device : str
+        Only CPU runs use the compiled parts.
+    """
+    from infarctsam.engines.base import default_weights_path
+    from infarctsam.errors import InfarctsamError
+    from infarctsam.model.weights_format import read_card
+    from infarctsam.runtime.export_cache import resolve_cache
+    from infarctsam.runtime.openvino_parts import GRAPHS_VERSION, cached_parts_present, openvino_available
+
+    path = Path(weights) if weights is not None else default_weights_path()
+    if device != "cpu" or path is None or path.suffix != ".safetensors" or not path.is_file():
+        return False
+    if not openvino_available():
+        return False
+    try:
+        card = read_card(path)
+    except (InfarctsamError, OSError, ValueError):
+        return False
+    key = f"v{GRAPHS_VERSION}-{card.tensors_sha256[:24]}"
+    return not cached_parts_present(resolve_cache(cache_dir or "default"), key)

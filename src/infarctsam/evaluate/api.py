@@ -16,9 +16,9 @@ import numpy as np
 
 from infarctsam._version import __version__
 from infarctsam.errors import InputError
-from infarctsam.evaluate.pairing import MaskSet, Pairing, find_masks, pair_masks
+from infarctsam.evaluate.pairing import MaskSet, Pairing, find_masks, one_case, pair_masks
 from infarctsam.evaluate.summary import Comparison, MethodStats, compare_methods, method_stats, summary_dict
-from infarctsam.io.volume import Volume, read_volume
+from infarctsam.io.volume import Volume, read_volume, strip_image_suffix
 from infarctsam.metrics import METRIC_COLUMNS, case_metrics
 from infarctsam.stats import BA_TRANSFORMS, Table1
 
@@ -107,7 +107,7 @@ def _method_names(preds: Sequence[Path], names: Sequence[str] | None) -> list[st
             )
         out = [str(n).strip() for n in names]
     else:
-        out = [p.resolve().name or str(p) for p in preds]
+        out = [(strip_image_suffix(p.name) if p.is_file() else p.resolve().name) or str(p) for p in preds]
         counts = collections.Counter(out)
         if any(c > 1 for c in counts.values()):
             out = [f"{p.resolve().parent.name}/{p.resolve().name}" if counts[n] > 1 else n for p, n in zip(preds, out,
@@ -228,6 +228,8 @@ def evaluate(
     methods = _method_names(pred_roots, names)
     gt_set = find_masks(gt_root)
     pred_sets: dict[str, MaskSet] = {n: find_masks(p) for n, p in zip(methods, pred_roots, strict=True)}
+    if gt_root.is_file() and all(p.is_file() for p in pred_roots):
+        pred_sets = one_case(gt_set, pred_sets)
     pairing = pair_masks(gt_set, pred_sets, strict=strict)
     for line in pairing.missing_lines():
         if log is not None:

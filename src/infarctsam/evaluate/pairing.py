@@ -66,8 +66,25 @@ class MaskSet:
     masks: dict[str, Path] = field(default_factory=dict)
 
 
+def single_mask(path: Path) -> MaskSet:
+    """One mask file as a set of one case (keyed like a flat folder's file, or by subject and session)."""
+    ent = parse_entities(path.name)
+    key = _bids_key(ent) if "sub" in ent else flat_key(strip_image_suffix(path.name))[0]
+    return MaskSet(root=path.parent, masks={key: path})
+
+
+def one_case(gt: MaskSet, preds: dict[str, MaskSet]) -> dict[str, MaskSet]:
+    """When the reference and every prediction are single files, the predictions take the reference's case key
+    (a one-case user names files freely: ``lesion.nii.gz`` against ``out/case_mask.nii.gz``)."""
+    if len(gt.masks) != 1 or any(len(ms.masks) != 1 for ms in preds.values()):
+        return preds
+    (key,) = gt.masks
+    return {name: MaskSet(root=ms.root, masks={key: next(iter(ms.masks.values()))}) for name, ms in preds.items()}
+
+
 def find_masks(root: str | Path) -> MaskSet:
-    """Find the lesion masks in a flat folder or a BIDS / ISLES'22 root (see the module docstring).
+    """Find the lesion masks in a flat folder or a BIDS / ISLES'22 root (see the module docstring), or take one
+    mask file as a single case.
 
     Raises
     ------
@@ -76,9 +93,11 @@ def find_masks(root: str | Path) -> MaskSet:
     """
     root = Path(root)
     if not root.exists():
-        raise InputError(f"mask folder not found: {root}")
+        raise InputError(f"mask file or folder not found: {root}")
+    if root.is_file() and _is_image(root):
+        return single_mask(root)
     if not root.is_dir():
-        raise InputError(f"{root}: expected a folder of masks")
+        raise InputError(f"{root}: expected a mask image or a folder of masks")
     # candidates[key] = list of (priority, path); higher priority wins, ties are an error.
     candidates: dict[str, list[tuple[int, Path]]] = {}
     for path in sorted(p for p in root.rglob("*") if _is_image(p)):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from infarctsam.report.tables import (
     bland_altman_table,
     case_table,
+    cases_text,
     comparison_table,
     methods_text,
     table2,
@@ -104,7 +105,7 @@ def render_html(result: EvaluationResult, figures: Sequence[ReportFigure]) -> st
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>infarctsam validation report ({result.summary['n_cases']} cases)</title>",
+        f"<title>infarctsam validation report ({cases_text(result.summary['n_cases'])})</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>Follow-up infarct segmentation: validation report</h1>",
         f'<p class="meta">Generated {_e(now)} by infarctsam {_e(__version__)}. Reference: <code>{_e(result.gt_root)}'
@@ -113,7 +114,7 @@ def render_html(result: EvaluationResult, figures: Sequence[ReportFigure]) -> st
         "<h2>Methods</h2>",
         *[f"<p>{_e(t)}</p>" for t in methods_text(result)],
         "<h2>Results</h2>",
-        f"<p>{result.summary['n_cases']} cases were evaluated.</p>",
+        f"<p>{cases_text(result.summary['n_cases'])} evaluated.</p>",
     ]
     missing = result.pairing.missing_lines()
     if missing:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from infarctsam.report.tables import bland_altman_table, comparison_table, methods_text, table2, territory_tables
+from infarctsam.report.tables import (
+    bland_altman_table,
+    cases_text,
+    comparison_table,
+    methods_text,
+    table2,
+    territory_tables,
+)
 
 if TYPE_CHECKING:
     from infarctsam.evaluate.api import EvaluationResult
@@ -25,7 +32,8 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def render_markdown(result: EvaluationResult, figures: Sequence[ReportFigure]) -> str:
     """The Markdown summary as a string."""
-    out = ["# Validation summary", "", f"{result.summary['n_cases']} cases; methods: {', '.join(result.methods)}.", ""]
+    cases = cases_text(result.summary["n_cases"])
+    out = ["# Validation summary", "", f"{cases}; methods: {', '.join(result.methods)}.", ""]
     for line in result.pairing.missing_lines():
         out.append(f"- {line}")
     if result.pairing.missing:

@@ -100,9 +100,16 @@ def case_table(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def cases_text(n: int) -> str:
+    """``1 case``, ``2 cases``."""
+    return f"{n} case{'' if n == 1 else 's'}"
+
+
 def methods_text(result: EvaluationResult) -> list[str]:
     """Paragraphs of the methods section (definitions and software), plain text."""
     from infarctsam._version import __version__
+
+    methods = f"{len(result.methods)} method{'' if len(result.methods) == 1 else 's'}"
 
     ba_scale = {"none": "on volumes in mL",
                 "log": "on natural-log volumes (bias = log ratio; pairs with a zero volume excluded)",
@@ -110,8 +117,8 @@ def methods_text(result: EvaluationResult) -> list[str]:
     label = "every voxel value > 0 was lesion" if result.summary.get("label_any") else \
         "masks had to hold only the labels 0 and 1"
     return [
-        f"Predicted infarct masks of {len(result.methods)} method(s) ({', '.join(result.methods)}) were compared "
-        f"with reference masks in {result.summary['n_cases']} cases matched by case identifier; {label}, and "
+        f"Predicted infarct masks of {methods} ({', '.join(result.methods)}) were compared "
+        f"with reference masks in {cases_text(result.summary['n_cases'])} matched by case identifier; {label}, and "
         "predictions had to share the reference voxel grid (shape and affine).",
         "Dice = 2|A∩B|/(|A|+|B|), 1 when both masks are empty. Volumes are voxel counts times the voxel volume "
         "|det(affine)|; AVD is the absolute volume difference in mL. Lesions are 26-connected components: a reference "

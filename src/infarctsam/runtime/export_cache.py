@@ -8,7 +8,6 @@ for other weights, and a read-only or missing cache folder only costs the export
 from __future__ import annotations
 
 import hashlib
-import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,24 +39,31 @@ def resolve_cache(cache_dir: Path | str | None) -> Path | None:
 
 def export_onnx(module: torch.nn.Module, example: Sequence[torch.Tensor], input_names: Sequence[str],
                 output_names: Sequence[str], dynamic_batch: bool = True) -> bytes:
-    """Trace ``module`` (in eval mode) on ``example`` and return the ONNX bytes (opset 17, first axis dynamic)."""
+    """Trace ``module`` (in eval mode) on ``example`` and return the ONNX bytes (opset 17, first axis dynamic).
+
+    The exporter writes into a private temporary folder (removed afterwards), never into the working directory:
+    ONNX tools put external-data and scratch files beside their output or in the current folder.
+    """
+    import tempfile
+
     import torch
 
     modes = {m: m.training for m in module.modules()}
     module.eval()
     axes = {name: {0: "batch"} for name in (*input_names, *output_names)} if dynamic_batch else None
-    buf = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with tempfile.TemporaryDirectory(prefix="infarctsam-export-") as tmp, warnings.catch_warnings(), \
+                torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, tuple(example), buf, input_names=list(input_names),
+            target = Path(tmp) / "model.onnx"
+            torch.onnx.export(module, tuple(example), str(target), input_names=list(input_names),
                               output_names=list(output_names), dynamic_axes=axes, opset_version=17, dynamo=False)
+            return target.read_bytes()
     finally:
         # each submodule gets its own mode back (a wrapper built for the export is in training mode, and
         # torch.onnx.export would restore every submodule from the wrapper's flag)
         for m, training in modes.items():
             m.training = training
-    return buf.getvalue()
 
 
 def cached_export(cache_dir: Path | None, name: str, key: str, export) -> tuple[bytes, Path | None]:

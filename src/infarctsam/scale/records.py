@@ -131,7 +131,7 @@ def format_table(rows: Iterable[dict[str, Any]]) -> str:
 
 def counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     """Number of cases per status."""
-    out: dict[str, int] = {"ok": 0, "skipped": 0, "failed": 0, "pending": 0}
+    out: dict[str, int] = {"ok": 0, "warnings": 0, "skipped": 0, "failed": 0, "pending": 0}
     for r in rows:
         out[r["status"]] = out.get(r["status"], 0) + 1
     return out

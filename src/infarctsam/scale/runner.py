@@ -32,7 +32,7 @@ class BatchReport:
     records : list of dict
         One record per case of the run (see :func:`infarctsam.scale.worker.run_case`), in case order.
     counts : dict
-        Cases per status (ok, skipped, failed, pending).
+        Cases per status (ok, warnings, skipped, failed, pending).
     log : Path
         The JSON-lines run log.
     summary : Path
@@ -54,6 +54,11 @@ class BatchReport:
     def exit_code(self) -> int:
         """1 when any case failed (or did not run), else 0."""
         return 1 if self.counts.get("failed", 0) or self.counts.get("pending", 0) else 0
+
+    @property
+    def warned(self) -> int:
+        """Cases whose results carry warnings (segmented now or earlier)."""
+        return sum(1 for r in self.records if r.get("status") != "failed" and r.get("warnings"))
 
 
 class SerialExecutor:
@@ -116,6 +121,7 @@ def run_batch(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     cache_dir: str | Path | None = None,
     precision: str = "auto",
+    allow_mismatched_adc: bool = False,
 ) -> BatchReport:
     """Segment every case of a dataset root or case list.
 
@@ -147,6 +153,8 @@ def run_batch(
         Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
     precision : str
         Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``mixed``, ``bf16``; see :func:`infarctsam.api.segment`).
+    allow_mismatched_adc : bool
+        Segment a case whose ADC does not match its DWI (with a warning) instead of failing it.
 
     Returns
     -------
@@ -174,7 +182,7 @@ def run_batch(
     spec = EngineSpec(engine, None if weights is None else str(weights), device, engine_factory,
                       cache_dir=None if cache_dir is None else str(Path(cache_dir).absolute()), precision=precision)
     opts = CaseOptions(str(outdir), bids=bids, save_probability=save_probability, qc=qc, force=force,
-                       location=location, run_id=uuid.uuid4().hex[:12])
+                       location=location, run_id=uuid.uuid4().hex[:12], allow_mismatched_adc=allow_mismatched_adc)
     if scheduler:
         from infarctsam.scale.distributed import DaskExecutor
 

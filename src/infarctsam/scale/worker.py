@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from infarctsam.outputs.case import CasePaths
     from infarctsam.scale.cases import PlannedCase
 
-STATUSES = ("ok", "skipped", "failed")
+STATUSES = ("ok", "warnings", "skipped", "failed")
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
 _ENGINES_LOCK = threading.Lock()  # a Dask worker with several threads builds its engine once
 _ACTIVE: dict[int, CasePaths] = {}  # thread id -> outputs of the case that thread is writing
@@ -139,6 +139,8 @@ class CaseOptions:
     run_id : str, optional
         Identifier of the batch run, written into each case's JSON: a retried task (its worker died after finishing
         the case) that finds the case finished by this very run reports it ``ok``, not ``skipped``.
+    allow_mismatched_adc : bool
+        Use an ADC that does not match its DWI, with a warning (default: the case fails).
     """
 
     outdir: str
@@ -148,6 +150,7 @@ class CaseOptions:
     location: bool = True
     force: bool = False
     run_id: str | None = None
+    allow_mismatched_adc: bool = False
 
 
 def get_engine(spec: EngineSpec) -> Engine:
@@ -262,6 +265,11 @@ def _fill(record: dict[str, Any], summary: dict[str, Any], paths: CasePaths, out
         record["json"] = paths.summary.relative_to(outdir).as_posix()
 
 
+def _done_status(summary: dict[str, Any]) -> str:
+    """``warnings`` for a segmented case whose JSON holds warnings, else ``ok``."""
+    return "warnings" if summary.get("warnings") else "ok"
+
+
 def error_line(exc: BaseException) -> str:
     """One line describing an exception (user errors as they are, others with their type)."""
     from infarctsam.io.text import plain_line
@@ -289,7 +297,8 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
     Returns
     -------
     dict
-        ``case``, ``status`` (ok / skipped / failed), ``error`` (one line or None), ``volume_ml``, ``voxel_count``,
+        ``case``, ``status`` (ok / warnings: segmented, with warnings in its JSON / skipped / failed), ``error``
+        (one line or None), ``volume_ml``, ``voxel_count``,
         ``lesion_count``, ``largest_lesion_ml``, ``seconds``, ``engine``, ``weights``, ``dwi``, ``adc``,
         ``dwi_sha256``, ``adc_sha256``, ``json`` (relative to the output folder), ``host``, ``pid``, ``time``.
     """
@@ -312,8 +321,8 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
         batch = done.get("batch") if done is not None else None
         by_this_run = opts.run_id is not None and isinstance(batch, dict) and batch.get("run") == opts.run_id
         if done is not None and (by_this_run or not opts.force):
-            record["status"] = "ok" if by_this_run else "skipped"
             _fill(record, done, paths, outdir)
+            record["status"] = _done_status(done) if by_this_run else "skipped"
             return record
         from infarctsam.outputs.case import check_replaceable
 
@@ -325,12 +334,13 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
                              save_probability=opts.save_probability, qc=opts.qc, case_id=planned.case_id,
                              location=opts.location,
                              input_sha256={k: v for k, v in hashes.items() if v},
-                             provenance={"run": opts.run_id, "host": record["host"], "pid": record["pid"]})
+                             provenance={"run": opts.run_id, "host": record["host"], "pid": record["pid"]},
+                             allow_mismatched_adc=opts.allow_mismatched_adc)
         except BaseException:
             clear_case(paths)
             raise
-        record["status"] = "ok"
         _fill(record, result.summary, paths, outdir)
+        record["status"] = _done_status(result.summary)
     except Exception as exc:  # one case's failure is recorded, the batch goes on
         record["status"], record["error"] = "failed", error_line(exc)
     finally:
