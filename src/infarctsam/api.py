@@ -357,9 +357,10 @@ def run_engine(engine: Engine, inputs: CaseInputs, say: Callable[[str, int, int]
     prob = engine.predict(pre, progress=progress)
     say("post-processing: threshold, lesions, inverse resampling", 0, 0)
     mask_c = binarize(prob, pre.brain, engine.threshold, engine.min_lesion_ml, pre.voxel_ml)
+    mask_c, pair_warnings = _mirror_pairs(engine, mask_c, pre)
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, inputs.dwi.voxel_volume_ml)
-    warnings = fit_warnings + plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
+    warnings = fit_warnings + pair_warnings + plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
     # what ITK/GDCM/MetaIO said while reading an input that was still usable
     warnings += [f"{what} reader: {line}" for what, vol in (("DWI", inputs.dwi), ("ADC", inputs.adc))
                  if vol is not None for line in vol.meta.get("warnings", ())]
@@ -377,6 +378,22 @@ def _location(case: str, seg: Segmentation, paths: CasePaths, *, enabled: bool, 
                         title=f"{case}  (engine {seg.engine.info.name})")
     seg.warnings.extend(loc.warnings)
     return loc
+
+
+def _mirror_pairs(engine: Engine, mask_c: np.ndarray, pre: Any) -> tuple[np.ndarray, list[str]]:
+    """Remove skull-base artefacts that come in left-right mirror pairs (when the engine does); the warning says
+    what was removed."""
+    from infarctsam.postprocess import remove_mirror_pairs
+
+    if not getattr(engine, "remove_mirror_pairs", True):
+        return mask_c, []
+    mask_c, removed = remove_mirror_pairs(mask_c, pre.brain, pre.spacing, pre.adc)
+    if not removed:
+        return mask_c, []
+    listed = ", ".join(f"{left:.2f} + {right:.2f} mL" for left, right in removed)
+    return mask_c, [f"removed {len(removed)} left-right mirror pair{'s' if len(removed) > 1 else ''} of bright spots "
+                    f"without restricted diffusion ({listed}) as skull-base susceptibility artefacts; the "
+                    "probability map (--save-probability) still shows them"]
 
 
 def case_summary(case: str, inputs: CaseInputs, seg: Segmentation, known_sha256: Mapping[str, str],

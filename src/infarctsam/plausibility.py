@@ -58,41 +58,14 @@ def symmetric_fraction(mask: np.ndarray, brain: np.ndarray) -> float:
 
 def mirrored_pairs(mask: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
                    config: GuardConfig | None = None) -> list[tuple[float, float]]:
-    """Lesions that come in left-right mirror pairs, as ``(left mL, right mL)`` per pair (canonical RAS+ grid).
-
-    A pair is a lesion on each side, both centred at least ``pair_min_offset_mm`` from the brain's midline, at most
-    ``pair_max_volume_ratio`` apart in volume, together at least ``pair_min_ml``, whose centres are at most
-    ``pair_distance_mm`` apart once one is mirrored across the midline. Each lesion is in at most one pair (its
-    nearest).
-    """
-    from scipy import ndimage as ndi
+    """Lesions that come in left-right mirror pairs, as ``(left mL, right mL)`` per pair (canonical RAS+ grid); the
+    limits are ``pair_*`` of ``config`` (see :func:`infarctsam.postprocess.mirror_pairs`)."""
+    from infarctsam.postprocess import MirrorPairs, mirror_pairs
 
     cfg = config or GuardConfig()
-    lab, n = label_lesions(mask > 0)
-    if n < 2:
-        return []
-    sp = np.asarray(spacing, dtype=float)
-    xs = np.nonzero(brain)[0]
-    centre = float(xs.mean()) if xs.size else (mask.shape[0] - 1) / 2
-    idx = np.arange(1, n + 1)
-    volumes = ndi.sum_labels(np.ones(mask.shape), lab, idx) * float(np.prod(sp)) / 1000.0
-    centres = (np.array(ndi.center_of_mass(np.ones(mask.shape), lab, idx)) - [centre, 0.0, 0.0]) * sp
-    lateral = np.abs(centres[:, 0]) >= cfg.pair_min_offset_mm
-    candidates = []
-    for i in np.nonzero(lateral & (centres[:, 0] < 0))[0]:
-        for j in np.nonzero(lateral & (centres[:, 0] > 0))[0]:
-            mirrored = centres[i] * [-1.0, 1.0, 1.0]
-            dist = float(np.linalg.norm(mirrored - centres[j]))
-            ratio = max(volumes[i], volumes[j]) / min(volumes[i], volumes[j])
-            if (dist <= cfg.pair_distance_mm and ratio <= cfg.pair_max_volume_ratio
-                    and volumes[i] + volumes[j] >= cfg.pair_min_ml):
-                candidates.append((dist, int(i), int(j)))
-    pairs, used = [], set()
-    for _, i, j in sorted(candidates):
-        if i not in used and j not in used:
-            used |= {i, j}
-            pairs.append((round(float(volumes[i]), 2), round(float(volumes[j]), 2)))
-    return pairs
+    limits = MirrorPairs(max_distance_mm=cfg.pair_distance_mm, min_offset_mm=cfg.pair_min_offset_mm,
+                         max_volume_ratio=cfg.pair_max_volume_ratio, min_ml=cfg.pair_min_ml)
+    return [(left_ml, right_ml) for _, _, left_ml, right_ml in mirror_pairs(mask > 0, brain, spacing, limits)[1]]
 
 
 def plausibility_warnings(mask: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],

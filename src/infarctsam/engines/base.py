@@ -46,12 +46,15 @@ class EngineInfo:
 class Engine(ABC):
     """Base class of segmentation engines.
 
-    Subclasses implement :meth:`predict`. ``threshold`` is the probability above which a voxel is lesion and
-    ``min_lesion_ml`` the size under which connected components are removed by post-processing.
+    Subclasses implement :meth:`predict`. ``threshold`` is the probability above which a voxel is lesion,
+    ``min_lesion_ml`` the size under which connected components are removed by post-processing, and
+    ``remove_mirror_pairs`` whether left-right mirror pairs of lesions without restricted diffusion (skull-base
+    susceptibility artefacts, :func:`infarctsam.postprocess.remove_mirror_pairs`) are removed from the mask.
     """
 
     threshold: float = 0.5
     min_lesion_ml: float = 0.05
+    remove_mirror_pairs: bool = True
 
     @property
     @abstractmethod
