@@ -48,7 +48,7 @@ class ModelConfig(BaseModel):
     memory_attention_ffn: int = Field(1024, ge=64, le=4096)
     max_obj_ptrs: int = Field(8, ge=1, le=16)
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    min_lesion_ml: float = Field(0.05, ge=0.0)
+    min_lesion_ml: float = Field(0.02, ge=0.0)
     bidirectional: bool = True
     memory_scope: Literal["lesion", "all"] = "lesion"
 
