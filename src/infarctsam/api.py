@@ -214,34 +214,102 @@ def segment(
     CaseResult
     """
     from infarctsam.engines import load_engine
-    from infarctsam.io.atomic import remove_stale_temps
-    from infarctsam.io.dwi import load_adc, load_dwi
-    from infarctsam.outputs.case import dataset_description, write_case
-    from infarctsam.outputs.qc import render_montage
-    from infarctsam.plausibility import plausibility_warnings
-    from infarctsam.postprocess import binarize, lesion_stats
     from infarctsam.preprocess import preprocess
 
-    t0 = time.perf_counter()
     say = progress or _silent
-    outdir = Path(output)
-    dwi_path = Path(dwi)
-    known = dict(input_sha256 or {})
-    # Everything that can be checked without the model is checked first, and nothing is written before the end.
-    case, paths = check_case_io(dwi_path, outdir, adc=adc, reference=reference, bval=bval,
-                                weights=None if isinstance(engine, Engine) else weights, case_id=case_id, bids=bids)
-    say(f"reading {dwi_path.name}" + (" and the ADC" if adc is not None else ""), 0, 0)
-    dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
-    adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
-    ref = load_reference(reference, dwi_vol) if reference is not None else None
+    inputs = read_case(dwi, output, adc=adc, reference=reference, bval=bval, bids=bids, case_id=case_id,
+                       weights=None if isinstance(engine, Engine) else weights, input_sha256=input_sha256,
+                       progress=progress)
     if not isinstance(engine, Engine):
         say(f"loading the {engine} engine", 0, 0)
     eng = engine if isinstance(engine, Engine) else load_engine(engine, weights=weights, device=device,
                                                                 cache_dir=cache_dir, precision=precision)
     say("brain mask and intensity normalisation", 0, 0)
-    pre = preprocess(dwi_vol, adc_vol)
+    inputs.pre = preprocess(inputs.dwi_vol, inputs.adc_vol)
     say(f"segmenting (engine {eng.info.name})", 0, 0)
-    prob = eng.predict(pre, progress=progress)
+    prob = eng.predict(inputs.pre, progress=progress)
+    return finish_case(inputs, eng, prob, save_probability=save_probability, qc=qc, provenance=provenance,
+                       dicom_reference=dicom_reference, progress=progress)
+
+
+@dataclass
+class CaseInputs:
+    """A case read and checked, before (``pre`` None) or after preprocessing: what :func:`finish_case` needs.
+
+    Built by :func:`read_case`; :func:`segment` runs read, model and outputs in turn, the batch runner overlaps the
+    reading of the next cases and the writing of the previous ones with the model (:mod:`infarctsam.scale.pipeline`).
+    """
+
+    case: str
+    paths: CasePaths
+    output: Path
+    dwi_path: Path
+    dwi_vol: Any
+    dwi_info: Any
+    adc: str | Path | None
+    adc_vol: Any
+    reference: str | Path | None
+    ref: np.ndarray | None
+    bids: bool
+    known_sha256: dict[str, str]
+    t0: float
+    pre: Any = None
+
+
+def read_case(
+    dwi: str | Path, output: str | Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
+    bval: str | Path | None = None, bids: bool = False, case_id: str | None = None, weights: str | Path | None = None,
+    input_sha256: Mapping[str, str] | None = None, progress: Callable[[str, int, int], None] | None = None,
+) -> CaseInputs:
+    """Check a case's inputs and outputs (:func:`check_case_io`) and read its images; nothing is written.
+
+    Parameters are those of :func:`segment`; ``weights`` is only checked as an input file.
+
+    Returns
+    -------
+    CaseInputs
+        Without preprocessing (``pre`` is None).
+    """
+    from infarctsam.io.dwi import load_adc, load_dwi
+
+    t0 = time.perf_counter()
+    say = progress or _silent
+    outdir = Path(output)
+    dwi_path = Path(dwi)
+    # Everything that can be checked without the model is checked first, and nothing is written before the end.
+    case, paths = check_case_io(dwi_path, outdir, adc=adc, reference=reference, bval=bval, weights=weights,
+                                case_id=case_id, bids=bids)
+    say(f"reading {dwi_path.name}" + (" and the ADC" if adc is not None else ""), 0, 0)
+    dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
+    adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
+    ref = load_reference(reference, dwi_vol) if reference is not None else None
+    return CaseInputs(case, paths, outdir, dwi_path, dwi_vol, dwi_info, adc, adc_vol, reference, ref, bids,
+                      dict(input_sha256 or {}), t0)
+
+
+def finish_case(
+    inputs: CaseInputs, eng: Engine, prob: np.ndarray, *, save_probability: bool = False, qc: bool = True,
+    provenance: Mapping[str, Any] | None = None, dicom_reference: str | Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CaseResult:
+    """Post-process the engine's probability of a preprocessed case and write its outputs (mask, JSON, QC picture,
+    probability, DICOM SEG/SR), as :func:`segment` does after the model.
+
+    Returns
+    -------
+    CaseResult
+    """
+    from infarctsam.io.atomic import remove_stale_temps
+    from infarctsam.outputs.case import dataset_description, write_case
+    from infarctsam.outputs.qc import render_montage
+    from infarctsam.plausibility import plausibility_warnings
+    from infarctsam.postprocess import binarize, lesion_stats
+
+    say = progress or _silent
+    pre, dwi_vol, adc_vol, ref = inputs.pre, inputs.dwi_vol, inputs.adc_vol, inputs.ref
+    case, paths, outdir, dwi_path = inputs.case, inputs.paths, inputs.output, inputs.dwi_path
+    known = inputs.known_sha256
+    adc, reference, dwi_info = inputs.adc, inputs.reference, inputs.dwi_info
     say("post-processing: threshold, lesions, inverse resampling", 0, 0)
     mask_c = binarize(prob, pre.brain, eng.threshold, eng.min_lesion_ml, pre.voxel_ml)
     mask = pre.to_input(mask_c)
@@ -284,7 +352,7 @@ def segment(
         title = f"{case}  (engine {info.name})"
         qc_png = render_montage(pre.dwi, mask_c, pre.spacing, brain=pre.brain, reference=ref_c, title=title,
                                 warnings=summary.get("warnings", []))
-    summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    summary["elapsed_s"] = round(time.perf_counter() - inputs.t0, 3)
     prob_in = pre.to_input(prob) if save_probability else None
     say(f"writing outputs to {outdir}", 0, 0)
     dicom_files, dicom_record = _dicom_files(dwi_path, dicom_reference, mask, dwi_vol, stats, info, paths)
@@ -292,7 +360,7 @@ def segment(
         summary["dicom"] = dicom_record
     remove_stale_temps([*paths.all(), *(p for p, _ in dicom_files.values())])  # what a killed earlier run left
     files = write_case(paths, dwi_vol, mask, summary, qc_png, probability=prob_in, extra=dicom_files)
-    if bids:
+    if inputs.bids:
         desc = outdir / "dataset_description.json"
         if not desc.exists():
             from infarctsam.io.atomic import write_json

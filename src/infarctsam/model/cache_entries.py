@@ -93,11 +93,11 @@ def store_entry(path: Path, data: bytes, replace: bool = False) -> bool:
     tmp_data = tmp_side = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if replace:
-            side.unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
         tmp_data = _write_tmp(path, data)
         tmp_side = _write_tmp(side, (sha256_hex(data) + "\n").encode("ascii"))
+        if replace:  # only once the new entry is written: a read-only folder keeps what it has
+            side.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         try:
             os.link(tmp_data, path)  # never replaces: the first complete writer wins
         except FileExistsError:

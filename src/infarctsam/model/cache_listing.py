@@ -116,11 +116,11 @@ def _classify(path: Path, rel: str, names: set[str], graphs_version: int, blob_t
         if kind == "legacy blob":
             return CacheEntry(path, kind, "-", "-", _size(path), "old version")
         size = _size(path) + _size(path.with_name(path.name + SIDECAR))
+        if groups.get("v") and int(groups["v"]) != graphs_version:
+            return CacheEntry(path, kind, version, weights, size, "old version")
         data, state = check_entry(path)
         if data is None:
             state = f"damaged ({state})"
-        elif groups.get("v") and int(groups["v"]) != graphs_version:
-            state = "old version"
         elif kind == "blob" and blob_tag is not None and groups.get("tag") != blob_tag:
             state = "other CPU"
         else:

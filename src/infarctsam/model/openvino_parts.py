@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 PRECISIONS = ("auto", "fp32", "mixed", "bf16")
-GRAPHS_VERSION = 5  # part of the export cache key: raise it whenever a graph or the constants change
+GRAPHS_VERSION = 6  # part of the export cache key: raise it whenever a graph, the constants or the cache format change
+# (6: entries carry a sha256 sidecar; compiled blobs are entries of their own, no longer OpenVINO's CACHE_DIR)
 HIDDEN = -1.0e9  # logit bias of padded memory tokens: exp(HIDDEN - max) is exactly 0 in float32 and bfloat16
 PARTS = (("encoder", 4), ("single", 8), ("step", 2))  # compiled when a runtime is built (others on first use)
 
@@ -190,7 +191,9 @@ class OpenVinoParts:
             compiled = self._core.compile_model(self._core.read_model(data, b""), "CPU", config)
         if blob is not None:
             try:
-                store_entry(blob, compiled.export_model(), replace=state != "missing")
+                exported = compiled.export_model()  # BytesIO in recent OpenVINO releases, bytes before
+                store_entry(blob, exported.getvalue() if hasattr(exported, "getvalue") else bytes(exported),
+                            replace=state != "missing")
             except RuntimeError:  # a plugin that cannot export: compiled again next time
                 pass
         return compiled

@@ -115,6 +115,7 @@ def run_batch(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     cache_dir: str | Path | None = None,
     precision: str = "auto",
+    read_ahead: int = 2,
 ) -> BatchReport:
     """Segment every case of a dataset root or case list.
 
@@ -146,6 +147,10 @@ def run_batch(
         Folder for the exported model parts (default ``~/.cache/infarctsam/onnx``).
     precision : str
         Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``mixed``, ``bf16``; see :func:`infarctsam.api.segment`).
+    read_ahead : int
+        Without a scheduler: cases read and preprocessed ahead of the model, and written behind it, in two background
+        threads (:mod:`infarctsam.scale.pipeline`), so the model (a GPU) does not wait for them; 0 runs one case at a
+        time.
 
     Returns
     -------
@@ -178,6 +183,10 @@ def run_batch(
         from infarctsam.scale.distributed import DaskExecutor
 
         executor: Any = DaskExecutor(scheduler, spec)
+    elif read_ahead > 0:
+        from infarctsam.scale.pipeline import PipelinedExecutor
+
+        executor = PipelinedExecutor(spec, read_ahead)
     else:
         executor = SerialExecutor(spec)
     try:

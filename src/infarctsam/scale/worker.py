@@ -222,6 +222,9 @@ def error_line(exc: BaseException) -> str:
 def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[str, Any]:
     """Segment one case of a batch (or skip it when already finished) and return its record.
 
+    The three stages of :class:`CaseJob` (read, model, outputs) run in turn; the batch runner's pipeline
+    (:mod:`infarctsam.scale.pipeline`) overlaps them across cases instead.
+
     Parameters
     ----------
     planned : PlannedCase
@@ -238,45 +241,117 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
         ``lesion_count``, ``largest_lesion_ml``, ``seconds``, ``engine``, ``weights``, ``dwi``, ``adc``,
         ``dwi_sha256``, ``adc_sha256``, ``json`` (relative to the output folder), ``host``, ``pid``, ``time``.
     """
-    from infarctsam.api import segment
+    job = CaseJob(planned, opts, spec)
+    job.prepare()
+    job.predict()
+    return job.finish()
 
-    t0 = time.perf_counter()
-    outdir = Path(opts.outdir)
-    record = failed_record(planned)
-    try:
-        if planned.error is not None or planned.paths is None:
-            record["error"] = planned.error or "no output paths"
-            return record
-        paths = planned.paths
-        engine = get_engine(spec)
-        info = engine.info
-        record["engine"], record["weights"] = info.name, info.weights
-        hashes = input_hashes(planned)
-        record["dwi_sha256"], record["adc_sha256"] = hashes["dwi"], hashes["adc"]
-        done = finished_summary(paths, hashes, info, opts)
-        batch = done.get("batch") if done is not None else None
-        by_this_run = opts.run_id is not None and isinstance(batch, dict) and batch.get("run") == opts.run_id
-        if done is not None and (by_this_run or not opts.force):
-            record["status"] = "ok" if by_this_run else "skipped"
-            _fill(record, done, paths, outdir)
-            return record
+
+class CaseJob:
+    """One case of a batch in three stages: :meth:`prepare` (engine identity, input hashes, finished check, clearing
+    and reading and preprocessing the case), :meth:`predict` (the model) and :meth:`finish` (post-processing and
+    outputs). A stage that fails records the error and makes the later stages do nothing (``done``); only
+    :meth:`finish` returns the record.
+
+    Parameters
+    ----------
+    planned : PlannedCase
+        The case and its output paths.
+    opts : CaseOptions
+        Output options.
+    spec : EngineSpec
+        The engine, built once per process.
+    """
+
+    def __init__(self, planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> None:
+        self.planned, self.opts, self.spec = planned, opts, spec
+        self.record = failed_record(planned)
+        self.t0 = time.perf_counter()
+        self.done = False
+        self.cleared = False  # the case's earlier outputs were removed: it must be written or cleared again
+        self.inputs: Any = None
+        self.prob: Any = None
+        self._engine: Engine | None = None
+
+    def _fail(self, exc: BaseException) -> None:
+        self.record["status"], self.record["error"] = "failed", error_line(exc)
+        self.done = True
+        self.inputs = self.prob = None  # the memory goes now, not when the record is collected
+
+    def prepare(self) -> None:
+        """Check, skip (already finished), or clear the case's outputs and read and preprocess its images."""
+        from infarctsam.api import read_case
         from infarctsam.outputs.case import check_replaceable
+        from infarctsam.preprocess import preprocess
 
-        check_replaceable(paths)  # never remove or replace a file infarctsam did not write
-        clear_case(paths)
+        planned, opts, record = self.planned, self.opts, self.record
         try:
-            result = segment(planned.case.dwi, outdir, adc=planned.case.adc, engine=engine, bids=opts.bids,
-                             save_probability=opts.save_probability, qc=opts.qc, case_id=planned.case_id,
-                             input_sha256={k: v for k, v in hashes.items() if v},
-                             provenance={"run": opts.run_id, "host": record["host"], "pid": record["pid"]})
-        except BaseException:
+            if planned.error is not None or planned.paths is None:
+                record["error"] = planned.error or "no output paths"
+                self.done = True
+                return
+            paths = planned.paths
+            self._engine = engine = get_engine(self.spec)
+            info = engine.info
+            record["engine"], record["weights"] = info.name, info.weights
+            hashes = input_hashes(planned)
+            record["dwi_sha256"], record["adc_sha256"] = hashes["dwi"], hashes["adc"]
+            done = finished_summary(paths, hashes, info, opts)
+            batch = done.get("batch") if done is not None else None
+            by_this_run = opts.run_id is not None and isinstance(batch, dict) and batch.get("run") == opts.run_id
+            if done is not None and (by_this_run or not opts.force):
+                record["status"] = "ok" if by_this_run else "skipped"
+                _fill(record, done, paths, Path(opts.outdir))
+                self.done = True
+                return
+            check_replaceable(paths)  # never remove or replace a file infarctsam did not write
             clear_case(paths)
-            raise
-        record["status"] = "ok"
-        _fill(record, result.summary, paths, outdir)
-    except Exception as exc:  # one case's failure is recorded, the batch goes on
-        record["status"], record["error"] = "failed", error_line(exc)
-    finally:
-        record["seconds"] = round(time.perf_counter() - t0, 3)
-        record["time"] = now_iso()
-    return record
+            self.cleared = True
+            self.inputs = read_case(planned.case.dwi, opts.outdir, adc=planned.case.adc, bids=opts.bids,
+                                    case_id=planned.case_id, input_sha256={k: v for k, v in hashes.items() if v})
+            self.inputs.pre = preprocess(self.inputs.dwi_vol, self.inputs.adc_vol)
+        except Exception as exc:  # one case's failure is recorded, the batch goes on
+            self._fail(exc)
+
+    def predict(self) -> None:
+        """The engine's lesion probability of the prepared case."""
+        if self.done or self._engine is None:
+            return
+        try:
+            self.prob = self._engine.predict(self.inputs.pre)
+        except Exception as exc:
+            self._fail(exc)
+
+    def finish(self) -> dict[str, Any]:
+        """Write the case's outputs (a failure leaves none) and return its record."""
+        from infarctsam.api import finish_case
+
+        record, opts = self.record, self.opts
+        try:
+            if not self.done and self._engine is not None and self.planned.paths is not None:
+                paths = self.planned.paths
+                try:
+                    result = finish_case(self.inputs, self._engine, self.prob, save_probability=opts.save_probability,
+                                         qc=opts.qc, provenance={"run": opts.run_id, "host": record["host"],
+                                                                 "pid": record["pid"]})
+                except BaseException:
+                    clear_case(paths)
+                    raise
+                record["status"], record["error"] = "ok", None
+                _fill(record, result.summary, paths, Path(opts.outdir))
+        except Exception as exc:  # one case's failure is recorded, the batch goes on
+            self._fail(exc)
+        finally:
+            self.done = True
+            self.inputs = self.prob = None
+            record["seconds"] = round(time.perf_counter() - self.t0, 3)
+            record["time"] = now_iso()
+        return record
+
+    def abandon(self) -> None:
+        """Remove what an interrupted case may have left (its outputs were cleared before it was read); a case not
+        yet started, or already written, is left as it is."""
+        if self.planned.paths is not None and self.cleared and not self.done:
+            clear_case(self.planned.paths)
+        self.done = True
+        self.inputs = self.prob = None
