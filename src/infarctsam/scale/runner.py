@@ -224,10 +224,12 @@ def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, heade
     summary.write()
     bar = _progress(len(items), progress)
     status, failed = "interrupted", 0
+    records: Iterator[dict[str, Any]] = iter(())
     try:
         runnable = [p for p in items if p.error is None]
         refused = [run_case(p, opts, executor.spec) for p in items if p.error is not None]
-        for record in _chain(refused, executor.map(runnable, opts) if runnable else iter(())):
+        records = _chain(refused, executor.map(runnable, opts) if runnable else iter(()))
+        for record in records:
             record["run"] = opts.run_id
             log.event("case", **record)
             summary.update(record)
@@ -239,6 +241,9 @@ def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, heade
                 on_record(record)
         status = "finished"
     finally:
+        close = getattr(records, "close", None)
+        if close is not None:  # an interrupted pipeline stops its threads before the records are closed
+            close()
         bar.close()
         summary.write()
         n = counts(summary.rows.values())
