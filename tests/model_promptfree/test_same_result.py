@@ -89,7 +89,6 @@ def test_json_records_device_runtime_precision_and_libraries(tmp_path):
     import json
 
     from infarctsam.api import segment
-    from infarctsam.engines.threshold import ThresholdEngine  # noqa: F401  (the engine registry is importable)
     from infarctsam.model.determinism import LIBRARIES
 
     pytest.importorskip("openvino")
