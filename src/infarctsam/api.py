@@ -200,19 +200,14 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
     -------
     CaseResult
     """
-    t0, say = time.perf_counter(), progress or _silent
-    case, paths = check_case_io(Path(dwi), Path(output), adc=adc, reference=reference, bval=bval,
-                                weights=None if isinstance(engine, Engine) else weights, case_id=case_id, bids=bids)
-    inputs = read_inputs(dwi, adc=adc, reference=reference, bval=bval, progress=say)
-    engine = _engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision, say=say)
-    seg = run_engine(engine, inputs, say, progress, allow_mismatched_adc=allow_mismatched_adc)
-    loc = _location(case, seg, paths, enabled=location, picture=qc, say=say)
-    summary = case_summary(case, inputs, seg, input_sha256 or {}, provenance, reference, loc.report)
-    qc_png = _qc_picture(case, inputs, seg, summary["warnings"], say, loc.line) if qc else None
-    summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
-    files = _write_outputs(paths, Path(output), inputs, seg, summary, qc_png, save_probability=save_probability,
-                           dicom_reference=dicom_reference, bids=bids, say=say, extra=loc.files)
-    return CaseResult(case_id=case, stats=seg.stats, files=files, summary=summary)
+    prepared = read_case(dwi, output, adc=adc, reference=reference, bval=bval, bids=bids, case_id=case_id,
+                         weights=None if isinstance(engine, Engine) else weights, input_sha256=input_sha256,
+                         allow_mismatched_adc=allow_mismatched_adc, progress=progress)
+    engine = _engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision,
+                     say=progress or _silent)
+    prob = predict_case(engine, prepared, progress)
+    return finish_case(prepared, engine, prob, save_probability=save_probability, qc=qc, location=location,
+                       provenance=provenance, dicom_reference=dicom_reference, progress=progress)
 
 
 @dataclass
@@ -280,6 +275,40 @@ class Segmentation:
     adc_fit: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class PreparedCase:
+    """A case checked, read and preprocessed, before the model: what :func:`finish_case` needs.
+
+    Built by :func:`read_case`. :func:`segment` runs read, model and outputs in turn; the batch runner reads the
+    next cases and writes the previous ones while the model runs (:mod:`infarctsam.scale.pipeline`).
+
+    Attributes
+    ----------
+    case, paths, output
+        The case identifier, its output paths and the output folder.
+    inputs : CaseInputs
+        The images as read.
+    pre : Preprocessed
+        The preprocessed case (canonical grid, brain mask).
+    adc_fit, warnings
+        How well the ADC matches the DWI, and the input-consistency warnings.
+    reference, bids, known_sha256, t0
+        The reference mask's path, BIDS naming, already computed input sha256 and when the case was started.
+    """
+
+    case: str
+    paths: CasePaths
+    output: Path
+    inputs: CaseInputs
+    pre: Any
+    adc_fit: dict[str, Any]
+    warnings: list[str]
+    reference: str | Path | None
+    bids: bool
+    known_sha256: dict[str, str]
+    t0: float
+
+
 def read_inputs(dwi: str | Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
                 bval: str | Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> CaseInputs:
     """Read a case's DWI, its ADC and reference mask (step 1 of :func:`segment`).
@@ -322,49 +351,108 @@ def _engine(engine: str | Engine, *, weights: str | Path | None, device: str, ca
     return load_engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision)
 
 
-def run_engine(engine: Engine, inputs: CaseInputs, say: Callable[[str, int, int], None],
-               progress: Callable[[str, int, int], None] | None = None, *, allow_mismatched_adc: bool = False
-               ) -> Segmentation:
-    """Preprocess, predict and post-process one case (steps 2 and 3 of :func:`segment`).
+def read_case(
+    dwi: str | Path, output: str | Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
+    bval: str | Path | None = None, bids: bool = False, case_id: str | None = None, weights: str | Path | None = None,
+    input_sha256: Mapping[str, str] | None = None, allow_mismatched_adc: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PreparedCase:
+    """Check a case's inputs and outputs, read and preprocess its images, check the ADC fits (steps 1 and 2 of
+    :func:`segment`); nothing is written and no model is needed.
 
     Parameters
     ----------
-    engine : Engine
-        A built engine.
-    inputs : CaseInputs
-        The case as read by :func:`read_inputs`.
-    say : callable
-        Told ``(stage, 0, 0)`` at each stage.
-    progress : callable, optional
-        Passed to the engine (slice batches encoded).
-    allow_mismatched_adc : bool
-        Warn instead of refusing an ADC that does not match the DWI (:mod:`infarctsam.preprocess.consistency`).
+    dwi, output, adc, reference, bval, bids, case_id, input_sha256, allow_mismatched_adc, progress
+        As for :func:`segment`.
+    weights : str or Path, optional
+        Only checked as an input file (it must not be replaced by an output).
 
     Returns
     -------
-    Segmentation
+    PreparedCase
+
+    Raises
+    ------
+    InputError, OutputError
+        One line, before anything is written.
     """
-    from infarctsam.plausibility import plausibility_warnings
-    from infarctsam.postprocess import binarize, lesion_stats
     from infarctsam.preprocess import preprocess
     from infarctsam.preprocess.consistency import input_consistency
 
+    t0, say = time.perf_counter(), progress or _silent
+    case, paths = check_case_io(Path(dwi), Path(output), adc=adc, reference=reference, bval=bval, weights=weights,
+                                case_id=case_id, bids=bids)
+    inputs = read_inputs(dwi, adc=adc, reference=reference, bval=bval, progress=say)
     say("brain mask and intensity normalisation", 0, 0)
     pre = preprocess(inputs.dwi, inputs.adc)
     fit, fit_warnings = input_consistency(pre, None if inputs.adc_path is None else inputs.adc_path.name,
                                           inputs.reference, inputs.reference_name, allow_mismatched_adc)
-    say(f"segmenting (engine {engine.info.name})", 0, 0)
-    prob = engine.predict(pre, progress=progress)
+    return PreparedCase(case, paths, Path(output), inputs, pre, fit, fit_warnings, reference, bids,
+                        dict(input_sha256 or {}), t0)
+
+
+def predict_case(engine: Engine, prepared: PreparedCase,
+                 progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
+    """The engine's lesion probability of a prepared case on its canonical grid (step 3 of :func:`segment`)."""
+    (progress or _silent)(f"segmenting (engine {engine.info.name})", 0, 0)
+    return engine.predict(prepared.pre, progress=progress)
+
+
+def post_process(engine: Engine, prepared: PreparedCase, prob: np.ndarray,
+                 say: Callable[[str, int, int], None]) -> Segmentation:
+    """Binarize the probability, remove mirror-pair artefacts, map the mask back to the DWI grid, measure it and
+    collect the warnings (consistency, plausibility, image readers)."""
+    from infarctsam.plausibility import plausibility_warnings
+    from infarctsam.postprocess import binarize, lesion_stats
+
+    pre, inputs = prepared.pre, prepared.inputs
     say("post-processing: threshold, lesions, inverse resampling", 0, 0)
     mask_c = binarize(prob, pre.brain, engine.threshold, engine.min_lesion_ml, pre.voxel_ml)
     mask_c, pair_warnings = _mirror_pairs(engine, mask_c, pre)
     mask = pre.to_input(mask_c)
     stats = lesion_stats(mask, inputs.dwi.voxel_volume_ml)
-    warnings = fit_warnings + pair_warnings + plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)
+    warnings = [*prepared.warnings, *pair_warnings,
+                *plausibility_warnings(mask_c > 0, pre.dwi, pre.brain, pre.spacing)]
     # what ITK/GDCM/MetaIO said while reading an input that was still usable
     warnings += [f"{what} reader: {line}" for what, vol in (("DWI", inputs.dwi), ("ADC", inputs.adc))
                  if vol is not None for line in vol.meta.get("warnings", ())]
-    return Segmentation(engine, pre, prob, mask_c, mask, stats, warnings, fit)
+    return Segmentation(engine, pre, prob, mask_c, mask, stats, warnings, prepared.adc_fit)
+
+
+def finish_case(
+    prepared: PreparedCase, engine: Engine, prob: np.ndarray, *, save_probability: bool = False, qc: bool = True,
+    location: bool = True, provenance: Mapping[str, Any] | None = None, dicom_reference: str | Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CaseResult:
+    """Post-process the engine's probability of a prepared case, locate the lesion and write the case's outputs
+    (mask, JSON, QC picture, probability, location picture, DICOM SEG/SR): steps 4 to 6 of :func:`segment`.
+
+    Parameters
+    ----------
+    prepared : PreparedCase
+        The case from :func:`read_case`.
+    engine : Engine
+        The engine that computed ``prob``.
+    prob : ndarray
+        Its lesion probability (:func:`predict_case`).
+    save_probability, qc, location, provenance, dicom_reference, progress
+        As for :func:`segment`.
+
+    Returns
+    -------
+    CaseResult
+    """
+    say, case, paths = progress or _silent, prepared.case, prepared.paths
+    seg = post_process(engine, prepared, prob, say)
+    loc = _location(case, seg, paths, enabled=location, picture=qc, say=say)
+    summary = case_summary(case, prepared.inputs, seg, prepared.known_sha256, provenance, prepared.reference,
+                           loc.report)
+    qc_png = _qc_picture(case, prepared.inputs, seg, summary["warnings"], say, loc.line) if qc else None
+    summary["elapsed_s"] = round(time.perf_counter() - prepared.t0, 3)
+    files = _write_outputs(paths, prepared.output, prepared.inputs, seg, summary, qc_png,
+                           save_probability=save_probability, dicom_reference=dicom_reference, bids=prepared.bids,
+                           say=say, extra=loc.files)
+    return CaseResult(case_id=case, stats=seg.stats, files=files, summary=summary)
 
 
 def _location(case: str, seg: Segmentation, paths: CasePaths, *, enabled: bool, picture: bool,

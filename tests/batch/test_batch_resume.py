@@ -36,6 +36,14 @@ def _wait_for(path, proc, timeout=120.0):
         time.sleep(0.05)
 
 
+def _wait_for_records(log, n, proc, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not log.exists() or log.read_text(encoding="utf-8").count('"event":"case"') < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"fewer than {n} cases were recorded"
+        time.sleep(0.05)
+
+
 def test_killed_run_leaves_valid_records_and_resumes(tmp_path):
     names = ["c0", "c1", "c2-block", "c3"]
     root = flat_cohort(tmp_path / "in", names)
@@ -45,6 +53,7 @@ def test_killed_run_leaves_valid_records_and_resumes(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(markers / "reached", proc)
+        _wait_for_records(out / "infarctsam_run.jsonl", 2, proc)  # c2 is read while c0 and c1 are written
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()

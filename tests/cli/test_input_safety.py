@@ -180,6 +180,12 @@ def test_signal_to_a_batch_closes_its_records_and_leaves_inputs_alone(tmp_path, 
                             env={**os.environ, "PYTHONPATH": SRC})
     try:
         _wait_for(markers / "reached", proc)
+        log = lab / "infarctsam_run.jsonl"
+        deadline = time.monotonic() + 240
+        while not log.exists() or '"event":"case"' not in log.read_text(encoding="utf-8"):  # c1 is read ahead
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "c0 was never recorded"
+            time.sleep(0.05)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:

@@ -41,9 +41,9 @@ def _root(
 
 
 def _register() -> None:
-    from infarctsam.cli import evaluate, fusion, locate, review, segment, synth, train, weights
+    from infarctsam.cli import cache, evaluate, fusion, locate, review, segment, synth, train, weights
 
-    for module in (segment, locate, evaluate, review, train, fusion, weights, synth):
+    for module in (segment, locate, evaluate, review, train, fusion, weights, synth, cache):
         module.register(app)
 
 

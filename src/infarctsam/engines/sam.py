@@ -52,6 +52,11 @@ class SamEngine(Engine):
         self._model, self._device, self._cache = model, device, cache_dir or "default"
         self._weights_path = weights_path
         self._predictors: dict[tuple[str, str], Any] = {}
+        self._exact: dict[str, bool] = {}
+        if str(device).startswith("cuda"):  # the same mask as on a CPU: no TF32, deterministic kernels
+            from infarctsam.runtime.determinism import exact_cuda
+
+            self._exact = exact_cuda()
 
     def set_runtime(self, runtime: str = "auto", precision: str = "auto") -> None:
         """Run the network with another runtime (``auto``, ``openvino``, ``onnx``, ``torch``) and precision
@@ -167,22 +172,23 @@ class SamEngine(Engine):
         return engine
 
     def _discard_compiled(self) -> None:
-        """Remove this model's compiled parts from the cache and build the network to export them again."""
-        parts = self.predictor.parts
-        if parts.cache is not None:
-            for path in parts.cache.glob(f"ov-*-{parts.key}.*"):
-                path.unlink(missing_ok=True)
+        """Build the network to export again the compiled parts the cache lacks or holds damaged (the exporting
+        runtime replaces damaged entries, or keeps them in memory where the cache is read-only)."""
         (runtime, precision), = self._predictors  # the compiled engine holds exactly one predictor
         self._predictors.clear()
         self.set_runtime(runtime, precision)
 
     @property
     def info(self) -> EngineInfo:
-        """Engine name, weights identifier and model configuration."""
+        """Engine name, weights identifier and model configuration, with where and how it ran (device, runtime,
+        precision, CUDA arithmetic, library versions)."""
+        from infarctsam.runtime.determinism import library_versions
+
         sha = str(self.weights_info.get("sha256", ""))
         name = self.weights_info.get("name", "unknown")
-        config = {**self.config.model_dump(), "fusion": self.fusion is not None,
-                  "runtime": self.predictor.runtime, "precision": self.predictor.precision}
+        config = {**self.config.model_dump(), "fusion": self.fusion is not None, "device": str(self._device),
+                  "runtime": self.predictor.runtime, "precision": self.predictor.precision, **self._exact,
+                  "libraries": library_versions()}
         return EngineInfo(name="sam", weights=f"{name} (sha256 {sha})" if sha else name, config=config)
 
     @property

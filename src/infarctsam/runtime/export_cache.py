@@ -2,7 +2,8 @@
 
 A file is named after what determines its content: the part's name, the sha256 of the exported module's weights,
 the input shapes it was traced with and the torch version. A corrupt or foreign file therefore cannot be picked up
-for other weights, and a read-only or missing cache folder only costs the export again.
+for other weights, and a read-only or missing cache folder only costs the export again. Each file carries the sha256
+of its content and is checked before use (:mod:`infarctsam.runtime.cache_entries`).
 """
 
 from __future__ import annotations
@@ -67,21 +68,13 @@ def export_onnx(module: torch.nn.Module, example: Sequence[torch.Tensor], input_
 
 
 def cached_export(cache_dir: Path | None, name: str, key: str, export) -> tuple[bytes, Path | None]:
-    """Bytes of ``name-key.onnx`` from the cache, exporting (``export()``) and storing them on a miss.
+    """Bytes of ``name-key.onnx`` from the cache, verified against its sha256 sidecar
+    (:mod:`infarctsam.runtime.cache_entries`); exported (``export()``) and stored on a miss or a mismatch.
 
-    Returns the bytes and the cached file's path (None when it could not be stored).
+    Returns the bytes and the cached file's path (None when it could not be stored: no or a read-only cache).
     """
-    path = None if cache_dir is None else cache_dir / f"{name}-{key}.onnx"
-    if path is not None and path.is_file():
-        return path.read_bytes(), path
-    data = export()
-    if path is not None:
-        from infarctsam.errors import OutputError
-        from infarctsam.io.atomic import atomic_path
+    from infarctsam.runtime.cache_entries import cached_bytes
 
-        try:
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(data)
-        except (OSError, OutputError):  # a read-only home folder only costs the export next time
-            path = None
-    return data, path
+    path = None if cache_dir is None else cache_dir / f"{name}-{key}.onnx"
+    data, stored = cached_bytes(path, export)
+    return data, path if stored else None

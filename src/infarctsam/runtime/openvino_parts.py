@@ -15,6 +15,7 @@ which were produced by that assembly). The tests check both paths give the same 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 PRECISIONS = ("auto", "fp32", "mixed", "bf16")
-GRAPHS_VERSION = 5  # part of the export cache key: raise it whenever a graph or the constants change
+GRAPHS_VERSION = 6  # part of the export cache key: raise it whenever a graph, the constants or the cache format change
+# (6: entries carry a sha256 sidecar; compiled blobs are entries of their own, no longer OpenVINO's CACHE_DIR)
 HIDDEN = -1.0e9  # logit bias of padded memory tokens: exp(HIDDEN - max) is exactly 0 in float32 and bfloat16
 PARTS = (("encoder", 4), ("single", 8), ("step", 2))  # compiled when a runtime is built (others on first use)
 
@@ -62,6 +64,23 @@ def part_stem(name: str, batch: int) -> str:
     return f"ov-{name}-b{batch}"
 
 
+def blob_tag(core) -> str:
+    """Short hash of what a compiled blob depends on besides the model: the OpenVINO version and the CPU (its name,
+    OpenVINO's capabilities and the instruction set flags), so nodes of a mixed cluster sharing a cache never load
+    each other's blobs."""
+    import hashlib
+
+    import openvino as ov
+
+    flags = ""
+    with contextlib.suppress(OSError):
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    parts = [ov.__version__, str(core.get_property("CPU", "FULL_DEVICE_NAME")),
+             str(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")), flags]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:10]
+
+
 def cached_parts_present(cache: Path | None, key: str) -> bool:
     """True when every part of :data:`PARTS` and the constants are in the export cache under ``key``."""
     if cache is None:
@@ -99,6 +118,7 @@ class OpenVinoParts:
         self._bound: dict[tuple[str, int], list[np.ndarray]] = {}
         self._compiling: threading.Thread | None = None
         self._failed: dict[tuple[str, int], BaseException] = {}
+        self._tag: str | None = None
 
     def compile_in_background(self, parts: tuple[tuple[str, int], ...] = PARTS) -> None:
         """Compile ``parts`` in a background thread (OpenVINO releases the GIL while it compiles), so that the
@@ -117,26 +137,66 @@ class OpenVinoParts:
     def _config(self, name: str) -> dict[str, object]:
         """OpenVINO settings of part ``name``."""
         hint = part_precision(self.precision, name)
-        config: dict[str, object] = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": self._threads,
-                                     "PERFORMANCE_HINT": "LATENCY"}
-        if self.cache is not None:
-            # one folder per precision: OpenVINO's blob key does not tell them apart (a mixed folder crashes it)
-            config["CACHE_DIR"] = str(self.cache / "openvino" / {"f32": "fp32"}.get(hint, hint))
-        return config
+        return {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": self._threads,
+                "PERFORMANCE_HINT": "LATENCY"}
 
-    def _source(self, name: str, batch: int, fresh: bool = False):
+    def blob_path(self, name: str, batch: int) -> Path | None:
+        """Where the compiled blob of a part lives in the cache: named after the export, the precision, the OpenVINO
+        version and this CPU (a blob is only valid there), e.g. ``openvino/ov-step-b2-KEY-f32-TAG.blob``."""
+        if self.cache is None:
+            return None
+        if self._tag is None:
+            self._tag = blob_tag(self._core)
+        hint = part_precision(self.precision, name)
+        return self.cache / "openvino" / f"{part_stem(name, batch)}-{self.key}-{hint}-{self._tag}.blob"
+
+    def _export_bytes(self, name: str, batch: int) -> bytes:
+        """Verified ONNX bytes of a part: from the cache, exported again when missing or damaged (with an
+        exporter), else ``FileNotFoundError``."""
+        from infarctsam.runtime.cache_entries import load_verified
         from infarctsam.runtime.export_cache import cached_export
 
         stem = part_stem(name, batch)
-        path = None if self.cache is None else self.cache / f"{stem}-{self.key}.onnx"
-        if fresh and path is not None:
-            path.unlink(missing_ok=True)
         if self.exporter is None:
-            if path is None or not path.is_file():
-                raise FileNotFoundError(f"{stem} is not in the export cache")
-            return str(path)
-        data, stored = cached_export(self.cache, stem, self.key, lambda: self.exporter(name, batch))
-        return str(stored) if stored is not None else self._core.read_model(data, b"")
+            data = load_verified(None if self.cache is None else self.cache / f"{stem}-{self.key}.onnx")
+            if data is None:
+                raise FileNotFoundError(f"{stem} is not in the export cache or does not match its sha256")
+            return data
+        return cached_export(self.cache, stem, self.key, lambda: self.exporter(name, batch))[0]
+
+    def _compile(self, name: str, batch: int, config: dict[str, object]):
+        """The compiled part: imported from its verified blob in the cache, else compiled from the verified export
+        (and its blob stored for the next process)."""
+        from infarctsam.runtime.cache_entries import check_entry, store_entry, warn_once
+
+        blob = self.blob_path(name, batch)
+        state = "missing"
+        if blob is not None:
+            data, state = check_entry(blob, 2.0)
+            if data is not None:
+                try:
+                    return self._core.import_model(data, "CPU", config)
+                except RuntimeError:
+                    state = "cannot be loaded by OpenVINO"
+            if state != "missing":
+                warn_once(blob, state)
+        try:
+            compiled = self._core.compile_model(self._core.read_model(self._export_bytes(name, batch), b""), "CPU",
+                                                config)
+        except RuntimeError:  # an export that passed its sha256 but does not compile: export it again
+            if self.exporter is None or self.cache is None:
+                raise FileNotFoundError(f"{part_stem(name, batch)} in the export cache cannot be compiled") from None
+            data = self.exporter(name, batch)
+            store_entry(self.cache / f"{part_stem(name, batch)}-{self.key}.onnx", data, replace=True)
+            compiled = self._core.compile_model(self._core.read_model(data, b""), "CPU", config)
+        if blob is not None:
+            try:
+                exported = compiled.export_model()  # BytesIO in recent OpenVINO releases, bytes before
+                store_entry(blob, exported.getvalue() if hasattr(exported, "getvalue") else bytes(exported),
+                            replace=state != "missing")
+            except RuntimeError:  # a plugin that cannot export: compiled again next time
+                pass
+        return compiled
 
     def request(self, name: str, batch: int):
         """The inference request of part ``name`` for ``batch`` rows (static shapes run faster)."""
@@ -149,14 +209,7 @@ class OpenVinoParts:
             raise failed
         request = self._requests.get((name, batch))
         if request is None:
-            config = self._config(name)
-            try:
-                compiled = self._core.compile_model(self._source(name, batch), "CPU", config)
-            except RuntimeError:  # a damaged cached export: export it again when we can
-                if self.exporter is None:
-                    raise FileNotFoundError(f"{part_stem(name, batch)} in the export cache is damaged") from None
-                compiled = self._core.compile_model(self._source(name, batch, fresh=True), "CPU", config)
-            request = compiled.create_infer_request()
+            request = self._compile(name, batch, self._config(name)).create_infer_request()
             self._requests[(name, batch)] = request
         return request
 
@@ -227,8 +280,16 @@ class MemoryConstants:
 
     @classmethod
     def load(cls, path: Path) -> MemoryConstants:
-        """Read the ``.npz`` written by :meth:`OpenVinoSam.save_constants`."""
-        with np.load(path) as data:
+        """Read the ``.npz`` written by :class:`~infarctsam.runtime.openvino_sam.OpenVinoSam`, verified against its
+        sha256 (``FileNotFoundError`` when missing or damaged)."""
+        import io
+
+        from infarctsam.runtime.cache_entries import load_verified
+
+        raw = load_verified(path)
+        if raw is None:
+            raise FileNotFoundError(f"{path.name} is not in the export cache or does not match its sha256")
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             return cls({k: data[k] for k in data.files})
 
     @property

@@ -217,14 +217,17 @@ class OpenVinoSam:
 
     @staticmethod
     def _store_constants(path: Path, arrays: dict[str, np.ndarray]) -> None:
-        from infarctsam.errors import OutputError
-        from infarctsam.io.atomic import atomic_path
+        """Store the constants with their sha256 unless a verified copy is there (a damaged one is replaced, with
+        one warning; a read-only cache only costs the network build next time)."""
+        import io
 
-        if path.is_file():
+        from infarctsam.runtime.cache_entries import check_entry, store_entry, warn_once
+
+        found, state = check_entry(path, 2.0)
+        if found is not None:
             return
-        try:
-            with atomic_path(path) as tmp:
-                with tmp.open("wb") as handle:
-                    np.savez(handle, **arrays)
-        except (OSError, OutputError):  # a read-only cache only costs the network build next time
-            pass
+        if state != "missing":
+            warn_once(path, state)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        store_entry(path, buf.getvalue(), replace=state != "missing")

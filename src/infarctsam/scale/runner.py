@@ -122,6 +122,7 @@ def run_batch(
     cache_dir: str | Path | None = None,
     precision: str = "auto",
     allow_mismatched_adc: bool = False,
+    read_ahead: int = 2,
 ) -> BatchReport:
     """Segment every case of a dataset root or case list.
 
@@ -155,6 +156,10 @@ def run_batch(
         Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``mixed``, ``bf16``; see :func:`infarctsam.api.segment`).
     allow_mismatched_adc : bool
         Segment a case whose ADC does not match its DWI (with a warning) instead of failing it.
+    read_ahead : int
+        Without a scheduler: cases read and preprocessed ahead of the model, and written behind it, in two background
+        threads (:mod:`infarctsam.scale.pipeline`), so the model (a GPU) does not wait for them; 0 runs one case at a
+        time.
 
     Returns
     -------
@@ -187,6 +192,10 @@ def run_batch(
         from infarctsam.scale.distributed import DaskExecutor
 
         executor: Any = DaskExecutor(scheduler, spec)
+    elif read_ahead > 0:
+        from infarctsam.scale.pipeline import PipelinedExecutor
+
+        executor = PipelinedExecutor(spec, read_ahead)
     else:
         executor = SerialExecutor(spec)
     try:
@@ -224,10 +233,12 @@ def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, heade
     summary.write()
     bar = _progress(len(items), progress)
     status, failed = "interrupted", 0
+    records: Iterator[dict[str, Any]] = iter(())
     try:
         runnable = [p for p in items if p.error is None]
         refused = [run_case(p, opts, executor.spec) for p in items if p.error is not None]
-        for record in _chain(refused, executor.map(runnable, opts) if runnable else iter(())):
+        records = _chain(refused, executor.map(runnable, opts) if runnable else iter(()))
+        for record in records:
             record["run"] = opts.run_id
             log.event("case", **record)
             summary.update(record)
@@ -239,6 +250,9 @@ def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, heade
                 on_record(record)
         status = "finished"
     finally:
+        close = getattr(records, "close", None)
+        if close is not None:  # an interrupted pipeline stops its threads before the records are closed
+            close()
         bar.close()
         summary.write()
         n = counts(summary.rows.values())

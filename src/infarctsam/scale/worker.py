@@ -285,6 +285,9 @@ def error_line(exc: BaseException) -> str:
 def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[str, Any]:
     """Segment one case of a batch (or skip it when already finished) and return its record.
 
+    The three stages of :class:`CaseJob` (read, model, outputs) run in turn; the batch runner's pipeline
+    (:mod:`infarctsam.scale.pipeline`) overlaps them across cases instead.
+
     Parameters
     ----------
     planned : PlannedCase
@@ -302,49 +305,141 @@ def run_case(planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> dict[
         ``lesion_count``, ``largest_lesion_ml``, ``seconds``, ``engine``, ``weights``, ``dwi``, ``adc``,
         ``dwi_sha256``, ``adc_sha256``, ``json`` (relative to the output folder), ``host``, ``pid``, ``time``.
     """
-    from infarctsam.api import segment
+    job = CaseJob(planned, opts, spec)
+    job.prepare()
+    writing = not job.done and job.cleared and planned.paths is not None
+    with _registered(planned.paths) if writing else contextlib.nullcontext():
+        job.predict()
+        return job.finish()
 
-    t0 = time.perf_counter()
-    outdir = Path(opts.outdir)
-    record = failed_record(planned)
+
+@contextlib.contextmanager
+def _registered(paths: CasePaths | None):
+    """Record ``paths`` as the outputs this thread is writing, so that a stopping worker process
+    (:func:`install_signal_handlers`) unwinds the case and removes its files; the previous entry comes back after."""
+    tid = threading.get_ident()
+    previous = _ACTIVE.get(tid)
+    if paths is not None:
+        _ACTIVE[tid] = paths
     try:
-        if planned.error is not None or planned.paths is None:
-            record["error"] = planned.error or "no output paths"
-            return record
-        paths = planned.paths
-        engine = get_engine(spec)
-        info = engine.info
-        record["engine"], record["weights"] = info.name, info.weights
-        hashes = input_hashes(planned)
-        record["dwi_sha256"], record["adc_sha256"] = hashes["dwi"], hashes["adc"]
-        done = finished_summary(paths, hashes, info, opts)
-        batch = done.get("batch") if done is not None else None
-        by_this_run = opts.run_id is not None and isinstance(batch, dict) and batch.get("run") == opts.run_id
-        if done is not None and (by_this_run or not opts.force):
-            _fill(record, done, paths, outdir)
-            record["status"] = _done_status(done) if by_this_run else "skipped"
-            return record
+        yield
+    finally:
+        if previous is None:
+            _ACTIVE.pop(tid, None)
+        else:
+            _ACTIVE[tid] = previous
+
+
+class CaseJob:
+    """One case of a batch in three stages: :meth:`prepare` (engine identity, input hashes, finished check, clearing
+    and reading and preprocessing the case), :meth:`predict` (the model) and :meth:`finish` (post-processing and
+    outputs). A stage that fails records the error and makes the later stages do nothing (``done``); only
+    :meth:`finish` returns the record.
+
+    Parameters
+    ----------
+    planned : PlannedCase
+        The case and its output paths.
+    opts : CaseOptions
+        Output options.
+    spec : EngineSpec
+        The engine, built once per process.
+    """
+
+    def __init__(self, planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> None:
+        self.planned, self.opts, self.spec = planned, opts, spec
+        self.record = failed_record(planned)
+        self.t0 = time.perf_counter()
+        self.done = False
+        self.cleared = False  # the case's earlier outputs were removed: it must be written or cleared again
+        self.inputs: Any = None
+        self.prob: Any = None
+        self._engine: Engine | None = None
+
+    def _fail(self, exc: BaseException) -> None:
+        self.record["status"], self.record["error"] = "failed", error_line(exc)
+        self.done = True
+        self.inputs = self.prob = None  # the memory goes now, not when the record is collected
+
+    def prepare(self) -> None:
+        """Check, skip (already finished), or clear the case's outputs and read and preprocess its images."""
+        from infarctsam.api import read_case
         from infarctsam.outputs.case import check_replaceable
 
-        check_replaceable(paths)  # never remove or replace a file infarctsam did not write
-        _ACTIVE[threading.get_ident()] = paths  # a stopping worker process removes what this case wrote
-        clear_case(paths)
+        planned, opts, record = self.planned, self.opts, self.record
         try:
-            result = segment(planned.case.dwi, outdir, adc=planned.case.adc, engine=engine, bids=opts.bids,
-                             save_probability=opts.save_probability, qc=opts.qc, case_id=planned.case_id,
-                             location=opts.location,
-                             input_sha256={k: v for k, v in hashes.items() if v},
-                             provenance={"run": opts.run_id, "host": record["host"], "pid": record["pid"]},
-                             allow_mismatched_adc=opts.allow_mismatched_adc)
-        except BaseException:
-            clear_case(paths)
-            raise
-        _fill(record, result.summary, paths, outdir)
-        record["status"] = _done_status(result.summary)
-    except Exception as exc:  # one case's failure is recorded, the batch goes on
-        record["status"], record["error"] = "failed", error_line(exc)
-    finally:
-        _ACTIVE.pop(threading.get_ident(), None)
-        record["seconds"] = round(time.perf_counter() - t0, 3)
-        record["time"] = now_iso()
-    return record
+            if planned.error is not None or planned.paths is None:
+                record["error"] = planned.error or "no output paths"
+                self.done = True
+                return
+            paths = planned.paths
+            self._engine = engine = get_engine(self.spec)
+            info = engine.info
+            record["engine"], record["weights"] = info.name, info.weights
+            hashes = input_hashes(planned)
+            record["dwi_sha256"], record["adc_sha256"] = hashes["dwi"], hashes["adc"]
+            done = finished_summary(paths, hashes, info, opts)
+            batch = done.get("batch") if done is not None else None
+            by_this_run = opts.run_id is not None and isinstance(batch, dict) and batch.get("run") == opts.run_id
+            if done is not None and (by_this_run or not opts.force):
+                record["status"] = _done_status(done) if by_this_run else "skipped"
+                _fill(record, done, paths, Path(opts.outdir))
+                self.done = True
+                return
+            check_replaceable(paths)  # never remove or replace a file infarctsam did not write
+            with _registered(paths):  # a stopping worker process removes what this case wrote
+                clear_case(paths)
+                self.cleared = True
+                self.inputs = read_case(planned.case.dwi, opts.outdir, adc=planned.case.adc, bids=opts.bids,
+                                        case_id=planned.case_id, input_sha256={k: v for k, v in hashes.items() if v},
+                                        allow_mismatched_adc=opts.allow_mismatched_adc)
+        except Exception as exc:  # one case's failure is recorded, the batch goes on
+            self._fail(exc)
+
+    def predict(self) -> None:
+        """The engine's lesion probability of the prepared case."""
+        from infarctsam.api import predict_case
+
+        if self.done or self._engine is None:
+            return
+        try:
+            self.prob = predict_case(self._engine, self.inputs)
+        except Exception as exc:
+            self._fail(exc)
+
+    def finish(self) -> dict[str, Any]:
+        """Write the case's outputs (a failure leaves none) and return its record."""
+        from infarctsam.api import finish_case
+
+        record, opts = self.record, self.opts
+        try:
+            if not self.done and self._engine is not None and self.planned.paths is not None:
+                paths = self.planned.paths
+                try:
+                    with _registered(paths):  # a stopping worker process removes what this case wrote
+                        result = finish_case(self.inputs, self._engine, self.prob,
+                                             save_probability=opts.save_probability, qc=opts.qc,
+                                             location=opts.location, provenance={"run": opts.run_id,
+                                                                                 "host": record["host"],
+                                                                                 "pid": record["pid"]})
+                except BaseException:
+                    clear_case(paths)
+                    raise
+                record["status"], record["error"] = _done_status(result.summary), None
+                _fill(record, result.summary, paths, Path(opts.outdir))
+        except Exception as exc:  # one case's failure is recorded, the batch goes on
+            self._fail(exc)
+        finally:
+            self.done = True
+            self.inputs = self.prob = None
+            record["seconds"] = round(time.perf_counter() - self.t0, 3)
+            record["time"] = now_iso()
+        return record
+
+    def abandon(self) -> None:
+        """Remove what an interrupted case may have left (its outputs were cleared before it was read); a case not
+        yet started, or already written, is left as it is."""
+        if self.planned.paths is not None and self.cleared and not self.done:
+            clear_case(self.planned.paths)
+        self.done = True
+        self.inputs = self.prob = None

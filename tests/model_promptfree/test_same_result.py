@@ -1,0 +1,117 @@
+"""One result per scan on any hardware: the compiled (OpenVINO) and PyTorch CPU paths give identical masks on real
+cases; CUDA runs exact float32 (no TF32) and equals the CPU; the JSON says what ran."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthetic_cases import EXAMPLE_STEM, SHARED
+
+# one shared case keeps the suite's time (the PyTorch reference takes most of a minute a case on 2 cores); the
+# others are checked by hand: see docs/cache.md
+SHARED_CASES = {
+    "isles22-0003": ("data/isles22-sub-strokecase0003/sub-strokecase0003_ses-0001_dwi.nii.gz",
+                     "data/isles22-sub-strokecase0003/sub-strokecase0003_ses-0001_adc.nii.gz"),
+}
+
+
+def _real_case(name: str):
+    """The preprocessed bundled example, or a case of ../shared (skipped where it is absent)."""
+    from infarctsam.io.dwi import load_adc, load_dwi
+    from infarctsam.preprocess import preprocess
+
+    if name == "bundled":
+        dwi, adc = f"{EXAMPLE_STEM}_dwi.nii.gz", f"{EXAMPLE_STEM}_adc.nii.gz"
+    else:
+        if not SHARED.is_dir():
+            pytest.skip("../shared (real data for local checks) is not present on this machine")
+        dwi, adc = (str(SHARED / p) for p in SHARED_CASES[name])
+    dwi_vol, _ = load_dwi(dwi)
+    return preprocess(dwi_vol, load_adc(adc, dwi_vol))
+
+
+@pytest.fixture(scope="module")
+def default_engines():
+    """The default model on the compiled runtime and on PyTorch (CPU, fp32); the session's model cache (a temporary
+    folder, see conftest.py) is shared with the other tests of the default model."""
+    pytest.importorskip("openvino", reason="the openvino runtime is a core dependency; this install lacks it")
+    from infarctsam.engines.sam import SamEngine
+
+    compiled = SamEngine.from_weights(None, precision="fp32")
+    reference = SamEngine.from_weights(None, precision="fp32")
+    reference.set_runtime("torch", "auto")
+    assert compiled.predictor.runtime == "openvino" and reference.predictor.runtime == "torch"
+    return compiled, reference
+
+
+def _mask(engine, prob, pre) -> np.ndarray:
+    from infarctsam.postprocess import binarize
+
+    return binarize(prob, pre.brain, engine.threshold, engine.min_lesion_ml, pre.voxel_ml)
+
+
+@pytest.mark.parametrize("name", ["bundled", *SHARED_CASES])
+def test_compiled_and_pytorch_give_identical_masks_on_real_cases(default_engines, name):
+    compiled, reference = default_engines
+    pre = _real_case(name)
+    fast, slow = compiled.predict(pre), reference.predict(pre)
+    assert np.abs(fast - slow).max() < 1e-4
+    mask = _mask(reference, slow, pre)
+    np.testing.assert_array_equal(_mask(compiled, fast, pre), mask)
+    assert mask.sum() > 0  # not two empty masks
+
+
+def test_exact_cuda_settings_are_set_in_one_call():
+    """What the engine calls when built for CUDA (checked on any machine: the flags exist without a GPU)."""
+    import torch
+
+    from infarctsam.runtime.determinism import exact_cuda
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("medium")
+        assert exact_cuda() == {"tf32": False, "deterministic": True}
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3:5]
+        torch.use_deterministic_algorithms(saved[5], warn_only=saved[6])
+
+
+def test_json_records_device_runtime_precision_and_libraries(tmp_path):
+    import json
+
+    from infarctsam.api import segment
+    from infarctsam.runtime.determinism import LIBRARIES
+
+    pytest.importorskip("openvino")
+    result = segment(f"{EXAMPLE_STEM}_dwi.nii.gz", tmp_path, engine="sam", qc=False)
+    summary = json.loads((tmp_path / f"{result.case_id}.json").read_text(encoding="utf-8"))
+    config = summary["engine_config"]
+    assert config["device"] == "cpu" and config["runtime"] == "openvino" and config["precision"] == "fp32"
+    assert set(config["libraries"]) == set(LIBRARIES)
+    assert config["libraries"]["numpy"] == np.__version__ and config["libraries"]["openvino"]
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(),
+                    reason="needs a CUDA GPU: CUDA against CPU is checked on a machine with one")
+@pytest.mark.parametrize("name", ["bundled", *SHARED_CASES])
+def test_cuda_equals_cpu(default_engines, name):
+    """Probabilities within 1e-4 and identical masks: TF32 would move small lesions (0.57 against 0.60 mL)."""
+    from infarctsam.engines.sam import SamEngine
+
+    _, reference = default_engines
+    gpu = SamEngine.from_weights(None, device="cuda", cache_dir=None, precision="fp32")
+    assert gpu.info.config["device"] == "cuda" and gpu.info.config["tf32"] is False
+    pre = _real_case(name)
+    on_gpu, on_cpu = gpu.predict(pre), reference.predict(pre)
+    assert np.abs(on_gpu - on_cpu).max() < 1e-4
+    np.testing.assert_array_equal(_mask(gpu, on_gpu, pre), _mask(reference, on_cpu, pre))
