@@ -80,7 +80,6 @@ def segment(
             raise fail(f"{name} applies to a batch (a dataset root or a list of cases), not to one DWI")
     from infarctsam.cli.progress import StageProgress
 
-    _say_first_export(engine, weights, cache_dir, device, quiet)
     progress = StageProgress.for_terminal(quiet)
     progress("loading infarctsam")
     from infarctsam.api import segment as api_segment
@@ -91,7 +90,8 @@ def segment(
         naming_options(api_segment, named, argument=dwi),
         dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
         bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device, cache_dir=cache_dir,
-        progress=progress, dicom_reference=dicom_reference, precision=precision, location=location,
+        progress=_announcing(progress, _first_export_notice(engine, weights, cache_dir, device, quiet)),
+        dicom_reference=dicom_reference, precision=precision, location=location,
         allow_mismatched_adc=allow_mismatched_adc,
     )
     progress.finish()
@@ -108,16 +108,40 @@ def segment(
         raise fail(f"--strict: the result carries {plural(len(warnings), 'warning')} (outputs written)", STRICT_EXIT)
 
 
-def _say_first_export(engine: str, weights: Path | None, cache_dir: Path | None, device: str, quiet: bool) -> None:
-    """One line on stderr before the model's one-time export (the first run of a model on this machine)."""
+def _first_export_notice(engine: str, weights: Path | None, cache_dir: Path | None, device: str,
+                         quiet: bool) -> str | None:
+    """The line to print before the model's one-time export (the first run of a model on this machine), or None."""
     if quiet or engine == "threshold":
-        return
+        return None
     from infarctsam.engines.sam import export_pending
 
-    if export_pending(weights, cache_dir, device):
-        where = cache_dir or "~/.cache/infarctsam/onnx"
-        echo_err(f"first run of this model: exporting and compiling it once into {where} (about 200 MB, tens of "
-                 "seconds); later runs start in seconds")
+    if not export_pending(weights, cache_dir, device):
+        return None
+    where = cache_dir or "~/.cache/infarctsam/onnx"
+    return (f"first run of this model: exporting and compiling it once into {where} (about 200 MB, tens of "
+            "seconds); later runs start in seconds")
+
+
+def _say_first_export(engine: str, weights: Path | None, cache_dir: Path | None, device: str, quiet: bool) -> None:
+    """One line on stderr before the model's one-time export (the first run of a model on this machine)."""
+    notice = _first_export_notice(engine, weights, cache_dir, device, quiet)
+    if notice:
+        echo_err(notice)
+
+
+def _announcing(progress: Any, notice: str | None) -> Any:
+    """``progress`` that first prints ``notice`` on stderr when the engine starts loading: after the case's inputs
+    were checked and read, so a bad input still fails in one line."""
+    if not notice:
+        return progress
+    pending = [notice]
+
+    def say(stage: str, done: int = 0, total: int = 0) -> None:
+        if pending and stage.startswith("loading the "):
+            echo_err(pending.pop())
+        progress(stage, done, total)
+
+    return say
 
 
 def plural(n: int, word: str) -> str:

@@ -240,7 +240,7 @@ def export_pending(weights: str | Path | None, cache_dir: str | Path | None, dev
         return False
     try:
         card = read_card(path)
-    except (InfarctsamError, OSError, ValueError):
+    except (InfarctsamError, OSError, ValueError, RecursionError):  # loading the engine reports it in one line
         return False
     key = f"v{GRAPHS_VERSION}-{card.tensors_sha256[:24]}"
     return not cached_parts_present(resolve_cache(cache_dir or "default"), key)
