@@ -82,7 +82,7 @@ def test_batch_summary_has_location_columns(tmp_path):
     assert res.exit_code == 0, res.output
     with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 1 and rows[0]["status"] == "ok"
+    assert len(rows) == 1 and rows[0]["status"] in ("ok", "warnings")  # tiny phantoms carry the small-brain warning
     case = json.loads(next(out.glob("*.json")).read_text())
     assert rows[0]["location"] == case["location"]["summary"] and rows[0]["location_reliable"] == "True"
     for code, entry in case["location"]["level2"].items():

@@ -80,8 +80,7 @@ def segment(
             raise fail(f"{name} applies to a batch (a dataset root or a list of cases), not to one DWI")
     from infarctsam.cli.progress import StageProgress
 
-    _say_first_export(engine, weights, cache_dir, device, quiet)
-    progress = StageProgress.for_terminal(quiet)
+    progress = _FirstExportNotice(StageProgress.for_terminal(quiet), engine, weights, cache_dir, device, quiet)
     progress("loading infarctsam")
     from infarctsam.api import segment as api_segment
 
@@ -106,6 +105,25 @@ def segment(
             echo_err(f"wrote {f}")
     if strict and warnings:
         raise fail(f"--strict: the result carries {plural(len(warnings), 'warning')} (outputs written)", STRICT_EXIT)
+
+
+class _FirstExportNotice:
+    """The progress callback of one case, which says once, when the engine starts loading (after every input was
+    checked and read), that the model is being exported for the first time on this machine."""
+
+    def __init__(self, progress: Any, engine: str, weights: Path | None, cache_dir: Path | None, device: str,
+                 quiet: bool) -> None:
+        self._progress, self._args, self._said = progress, (engine, weights, cache_dir, device, quiet), False
+
+    def __call__(self, stage: str, done: int = 0, total: int = 0) -> None:
+        if not self._said and stage.startswith("loading the"):
+            self._said = True
+            _say_first_export(*self._args)
+        self._progress(stage, done, total)
+
+    def finish(self) -> None:
+        """End the progress display."""
+        self._progress.finish()
 
 
 def _say_first_export(engine: str, weights: Path | None, cache_dir: Path | None, device: str, quiet: bool) -> None:
