@@ -202,6 +202,8 @@ def save_weights(
 def _parse_card(text: str, source: str) -> ModelCard:
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise WeightsError(f"model card {source} is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise WeightsError(f"model card {source} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     version = data.get("format_version") if isinstance(data, dict) else None
