@@ -50,7 +50,7 @@ def planned_cuda_packages(requirement: str) -> list[str] | None:
         report = Path(tmp) / "plan.json"
         if pip("--dry-run", "--ignore-installed", "--report", str(report), requirement, quiet=True) != 0:
             return None
-        plan = json.loads(report.read_text())
+        plan = json.loads(report.read_text(encoding="utf-8"))
     names = [item["metadata"]["name"].lower() for item in plan.get("install", [])]
     return [n for n in names if n.startswith("nvidia-") or n == "triton"]
 

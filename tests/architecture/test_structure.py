@@ -40,7 +40,7 @@ def _targets(name: str, path: Path) -> list[str]:
     ``import a.b`` gives ``a.b``; ``from a import b, c`` gives ``a.b`` and ``a.c`` (a submodule or a name in ``a``)."""
     is_package = path.name == "__init__.py"
     targets: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             targets += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -127,7 +127,7 @@ def test_package_has_no_import_cycle():
 
 
 def _longest_function(path: Path) -> tuple[str, int]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     spans = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
              if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     return max(spans, key=lambda span: span[1])

@@ -191,9 +191,13 @@ def test_signal_to_a_batch_closes_its_records_and_leaves_inputs_alone(tmp_path, 
     _unchanged(before, tree_digest(lab))
     events = [json.loads(x) for x in (lab / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()]
     assert events[-1]["event"] == "run_end" and events[-1]["status"] == "interrupted"
-    assert events[-1]["counts"] == {"ok": 0, "warnings": 1, "skipped": 0, "failed": 0, "pending": 2}
+    # the pipeline reads ahead and writes behind: at the signal the first case may or may not be written yet
+    counts = events[-1]["counts"]
+    assert counts["failed"] == counts["skipped"] == counts["ok"] == 0 and counts["warnings"] <= 1, counts
+    assert counts["warnings"] + counts["pending"] == 3, counts
     with (lab / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
-        assert [r["status"] for r in csv.DictReader(fh)] == ["warnings", "pending", "pending"]
+        statuses = [r["status"] for r in csv.DictReader(fh)]
+    assert statuses == ["warnings"] * counts["warnings"] + ["pending"] * counts["pending"], statuses
     new = set(tree_digest(lab)) - set(before)
     assert new == {"c0.json", "c0_mask.nii.gz", "infarctsam_run.jsonl", "infarctsam_summary.csv"}, new
 

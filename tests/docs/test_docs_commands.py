@@ -28,7 +28,7 @@ PRELUDE = 'infarctsam() { "$INFARCTSAM_PY" -m infarctsam "$@"; }\npython() { "$I
 
 def page_order() -> list[Path]:
     """The pages linked from the index, in its order, then any other page."""
-    index = (DOCS / "index.md").read_text()
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
     linked = [DOCS / name for name in re.findall(r"\]\(([\w-]+\.md)(?:#[\w-]*)?\)", index)]
     pages = [p for p in dict.fromkeys(linked) if p.is_file()]
     return pages + sorted(set(DOCS.glob("*.md")) - set(pages) - {DOCS / "index.md"})
@@ -54,7 +54,7 @@ def marked_blocks() -> list[tuple[str, str]]:
     """``(id, bash)`` of every marked block, in the order they run."""
     found = []
     for page in page_order():
-        marked = [body for lang, body, is_marked in fenced_blocks(page.read_text()) if is_marked]
+        marked = [body for lang, body, is_marked in fenced_blocks(page.read_text(encoding="utf-8")) if is_marked]
         for n, body in enumerate(marked, 1):
             found.append((f"{page.stem}-{n}", body))
     return found
@@ -66,7 +66,7 @@ BLOCKS = marked_blocks()
 def test_the_docs_have_tested_blocks_and_only_bash_ones_are_marked():
     assert len(BLOCKS) >= 6
     for page in DOCS.glob("*.md"):
-        for lang, body, marked in fenced_blocks(page.read_text()):
+        for lang, body, marked in fenced_blocks(page.read_text(encoding="utf-8")):
             assert not marked or lang == "bash", f"{page.name}: a marked block must be ```bash: {body[:60]!r}"
 
 
@@ -112,7 +112,7 @@ def documented_commands() -> dict[tuple[str, ...], set[str]]:
     group = typer.main.get_command(app)
     calls: dict[tuple[str, ...], set[str]] = {}
     for page in [REPO / "README.md", *DOCS.glob("*.md")]:
-        for lang, body, _ in fenced_blocks(page.read_text()):
+        for lang, body, _ in fenced_blocks(page.read_text(encoding="utf-8")):
             if lang not in ("", "bash", "sh", "console"):
                 continue
             for line in body.replace("\\\n", " ").splitlines():
@@ -165,13 +165,13 @@ def github_anchor(heading: str) -> str:
 
 
 def anchors(page: Path) -> set[str]:
-    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
     return {github_anchor(m) for m in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
 
 
 def test_links_between_the_pages_resolve():
     for page in [REPO / "README.md", *DOCS.glob("*.md")]:
-        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
             if re.match(r"^[a-z]+:", target):
                 continue

@@ -30,7 +30,7 @@ def test_locate_cli_writes_json_and_picture(tmp_path):
     res = CliRunner().invoke(app, ["locate", str(m), "--dwi", str(d), "-o", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "left MCA" in res.stdout.splitlines()[0]
-    data = json.loads((tmp_path / "out" / "reader1_location.json").read_text())
+    data = json.loads((tmp_path / "out" / "reader1_location.json").read_text(encoding="utf-8"))
     loc = data["location"]
     assert loc["reliable"] and loc["dominant"]["territory"] == "MCAL"
     assert abs(sum(e["ml"] for e in loc["level2"].values()) + loc["outside_atlas"]["ml"] - data["volume_ml"]) < 1e-3
@@ -57,7 +57,7 @@ def test_segment_records_location_in_json_and_line(tmp_path):
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["segment", str(d), "-o", str(out), "--engine", "threshold", "--no-qc", "-q"])
     assert res.exit_code == 0, res.output
-    data = json.loads(next(out.glob("*.json")).read_text())
+    data = json.loads(next(out.glob("*.json")).read_text(encoding="utf-8"))
     loc = data["location"]
     assert loc["reliable"], loc["registration"]
     assert loc["summary"] in res.stdout
@@ -66,7 +66,7 @@ def test_segment_records_location_in_json_and_line(tmp_path):
     res = CliRunner().invoke(app, ["segment", str(d), "-o", str(tmp_path / "out2"), "--engine", "threshold",
                                    "--no-qc", "--no-location", "-q"])
     assert res.exit_code == 0, res.output
-    assert json.loads(next((tmp_path / "out2").glob("*.json")).read_text())["location"] is None
+    assert json.loads(next((tmp_path / "out2").glob("*.json")).read_text(encoding="utf-8"))["location"] is None
 
 
 def test_batch_summary_has_location_columns(tmp_path):
@@ -84,7 +84,7 @@ def test_batch_summary_has_location_columns(tmp_path):
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and rows[0]["status"] in ("ok", "warnings")  # segmented (the phantom's brain mask is near
     # the adult range's upper end: 1901 mL warns)
-    case = json.loads(next(out.glob("*.json")).read_text())
+    case = json.loads(next(out.glob("*.json")).read_text(encoding="utf-8"))
     assert rows[0]["location"] == case["location"]["summary"] and rows[0]["location_reliable"] == "True"
     for code, entry in case["location"]["level2"].items():
         if code[:2] != "LV":
@@ -129,6 +129,6 @@ def test_evaluate_reports_territory_agreement(tmp_path):
     mcal = terr["agreement"]["m"]["MCAL"]
     assert mcal["n"] == 4 and mcal["icc_a1"] > 0.8 and mcal["ba_bias_ml"] > 0  # the method's blobs are larger
     files = write_report(result, tmp_path / "report", figures=False)
-    md = (tmp_path / "report" / "summary.md").read_text()
+    md = (tmp_path / "report" / "summary.md").read_text(encoding="utf-8")
     assert "Table 1b" in md and "left MCA | 2 (50%)" in md and "Table 2b" in md
     assert files

@@ -35,7 +35,7 @@ def test_export_from_readonly_folder_writes_nothing_there(readonly_cwd, tmp_path
     assert len(model.graph.initializer) == 2  # the weights are inside the bytes, not in an external-data file
     _, stored = cached_export(tmp_path / "cache", "conv", "k", lambda: data)
     assert stored is not None and stored.read_bytes() == data
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["conv-k.onnx"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["conv-k.onnx", "conv-k.onnx.sha256"]
 
 
 def test_model_part_export_from_readonly_folder(readonly_cwd):

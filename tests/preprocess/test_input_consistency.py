@@ -118,7 +118,7 @@ def test_allowed_mismatch_is_a_warning_and_strict_fails_on_it(case_files, tmp_pa
             "--no-qc", "--allow-mismatched-adc"]
     res = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
-    summary = json.loads(next((tmp_path / "a").glob("*.json")).read_text())
+    summary = json.loads(next((tmp_path / "a").glob("*.json")).read_text(encoding="utf-8"))
     assert any("does not match the DWI's anatomy" in w for w in summary["warnings"])
     n = len(summary["warnings"])
     assert f"{n} warning{'s' if n > 1 else ''} (see the JSON)" in res.stdout.splitlines()[-1]
