@@ -2,8 +2,9 @@
 
 Control characters (newlines, NUL, the escape sequences a terminal obeys) and invisible format characters (the
 right-to-left override that makes ``gpj.exe`` read as ``exe.jpg``, zero-width spaces) are replaced by their
-``\\uXXXX`` escape; runs of whitespace become one space; the line is cut to a length. The result is still text, never
-markup: HTML output escapes it as well, and drawings switch off any markup interpretation.
+``\\u`` escape with four hex digits; runs of whitespace become one space; the line is cut to a
+length. The result is still text, never markup: HTML output escapes it as well, and drawings switch off any markup
+interpretation.
 """
 
 from __future__ import annotations
