@@ -241,10 +241,10 @@ def test_progress_bar_only_on_a_terminal_and_not_with_quiet(tmp_path):
     root = flat_cohort(tmp_path / "in", ["c0", "c1"])
     for out, size in (("a", (30, 120)), ("a2", None)):
         code, shown = _stderr_on_a_terminal(["segment", root, "-o", tmp_path / out, "--engine", "threshold",
-                                             "--no-qc"], size)
+                                             "--no-qc", "--no-location"], size)
         assert code == 0 and "2/2" in shown and "case" in shown and "<" in shown, shown  # count, unit and ETA
     code, shown = _stderr_on_a_terminal(["segment", root, "-o", tmp_path / "b", "--engine", "threshold", "--no-qc",
-                                         "--quiet"])
+                                         "--no-location", "--quiet"])
     assert code == 0 and "2/2" not in shown
-    res = _segment(root, "-o", tmp_path / "c", "--no-qc")  # stderr is not a terminal here
+    res = _segment(root, "-o", tmp_path / "c", "--no-qc", "--no-location")  # stderr is not a terminal here
     assert res.exit_code == 0 and "2/2" not in res.stderr and "%|" not in res.stderr

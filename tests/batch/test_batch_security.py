@@ -16,8 +16,8 @@ from infarctsam.cli import app
 from infarctsam.errors import WeightsError
 from infarctsam.model.checkpoint import read_torch_checkpoint
 
-from batch_helpers import files_under, flat_cohort, write_case
-from synthetic_cases import EXAMPLE_STEM
+from batch_helpers import files_under, write_case
+from synthetic_cases import EXAMPLE_STEM, real_slab
 
 runner = CliRunner()
 
@@ -114,10 +114,15 @@ def test_nothing_is_fetched_from_the_network(tmp_path, monkeypatch):
 
     from infarctsam.api import segment
 
+    # every output (location in MNI, QC pictures, reference overlap) on the whole real case, with the threshold engine
     result = segment(f"{EXAMPLE_STEM}_dwi.nii.gz", tmp_path / "one", adc=f"{EXAMPLE_STEM}_adc.nii.gz",
-                     reference=f"{EXAMPLE_STEM}_msk.nii.gz", engine="auto")
+                     reference=f"{EXAMPLE_STEM}_msk.nii.gz", engine="threshold")
     assert result.stats.volume_ml > 0 and (tmp_path / "one" / "sub-strokecase0009_ses-0001_qc.png").exists()
-    root = flat_cohort(tmp_path / "in", ["c0", "c1"])
-    res = runner.invoke(app, ["segment", str(root), "-o", str(tmp_path / "many"), "--engine", "auto"])
+    assert result.summary["location"]["reliable"]
+    # the default model (its weights from the installed package, its compiled parts exported or read from the
+    # cache), on three real slices one at a time and in a batch
+    dwi, adc, _ = real_slab(tmp_path / "in", 38, 41)
+    assert segment(dwi, tmp_path / "sam", adc=adc, engine="auto", qc=False).summary["engine"] == "sam"
+    res = runner.invoke(app, ["segment", str(tmp_path / "in"), "-o", str(tmp_path / "many"), "--engine", "auto"])
     assert res.exit_code == 0, res.output
     assert attempts == []

@@ -57,7 +57,7 @@ def test_segment_reports_each_stage_in_order_and_json_provenance(tmp_path):
 
     seen: list[tuple[str, int, int]] = []
     result = segment(f"{EXAMPLE_STEM}_dwi.nii.gz", tmp_path / "o", adc=f"{EXAMPLE_STEM}_adc.nii.gz",
-                     engine="threshold", progress=lambda *a: seen.append(a))
+                     engine="threshold", location=False, progress=lambda *a: seen.append(a))
     stages = [s for s, _, _ in seen]
     order = ["reading", "brain mask", "loading the threshold engine", "segmenting", "drawing the QC", "writing"]
     positions = [next(i for i, s in enumerate(stages) if s.startswith(o)) for o in order]

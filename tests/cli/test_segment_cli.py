@@ -38,7 +38,7 @@ def test_segment_real_sample_case(tmp_path):
     out = tmp_path / "out"
     res = runner.invoke(app, ["segment", f"{EXAMPLE_STEM}_dwi.nii.gz", "--adc", f"{EXAMPLE_STEM}_adc.nii.gz",
                               "--engine", "threshold", "--reference", f"{EXAMPLE_STEM}_msk.nii.gz",
-                              "--save-probability", "-o", str(out)])
+                              "--save-probability", "--no-location", "-o", str(out)])
     assert res.exit_code == 0, res.output
     masks = [p for p in out.iterdir() if "mask" in p.name and p.name.endswith(".nii.gz")]
     jsons = [p for p in out.iterdir() if p.suffix == ".json"]
@@ -62,7 +62,7 @@ def test_segment_real_sample_case(tmp_path):
 def test_bids_derivative_naming(tmp_path):
     out = tmp_path / "deriv"
     res = runner.invoke(app, ["segment", f"{EXAMPLE_STEM}_dwi.nii.gz", "--engine", "threshold", "--bids",
-                              "--no-qc", "-o", str(out)])
+                              "--no-qc", "--no-location", "-o", str(out)])
     assert res.exit_code == 0, res.output
     name = "sub-strokecase0009_ses-0001_space-orig_desc-infarct_mask.nii.gz"
     mask = out / "sub-strokecase0009" / "ses-0001" / "dwi" / name

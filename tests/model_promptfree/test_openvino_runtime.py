@@ -34,6 +34,17 @@ def trained_like_model():
     return model.eval()
 
 
+@pytest.fixture(scope="module")
+def cache(trained_like_model, tmp_path_factory):
+    """One model cache for the module, filled once (exports, constants, compiled blobs): the tests that damage a
+    cache work on a copy of it."""
+    from infarctsam.runtime.openvino_sam import OpenVinoSam
+
+    folder = tmp_path_factory.mktemp("ov") / "cache"
+    OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=folder)
+    return folder
+
+
 def _case(flip: bool = False):
     sp = (3.0, 2.5, 6.0)
     dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
@@ -41,15 +52,15 @@ def _case(flip: bool = False):
     return preprocess(Volume(dwi, affine))
 
 
-def _predictor(model, runtime, tmp_path, precision="auto"):
-    options = PredictorOptions(runtime=runtime, precision=precision, onnx_cache=tmp_path / "cache")
+def _predictor(model, runtime, cache, precision="auto"):
+    options = PredictorOptions(runtime=runtime, precision=precision, onnx_cache=cache)
     return VolumePredictor(model, TINY, options)
 
 
-def test_fp32_volume_equals_pytorch(trained_like_model, tmp_path):
+def test_fp32_volume_equals_pytorch(trained_like_model, cache):
     pre = _case(flip=True)
-    reference = _predictor(trained_like_model, "torch", tmp_path).predict(pre)
-    fast = _predictor(trained_like_model, "openvino", tmp_path, "fp32")
+    reference = _predictor(trained_like_model, "torch", cache).predict(pre)
+    fast = _predictor(trained_like_model, "openvino", cache, "fp32")
     assert fast.runtime == "openvino" and fast.precision == "fp32"
     out = fast.predict(pre)
     assert out.shape == reference.shape
@@ -58,7 +69,7 @@ def test_fp32_volume_equals_pytorch(trained_like_model, tmp_path):
 
 
 @pytest.mark.parametrize("bidirectional,full", [(True, True), (True, False), (False, True)])
-def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained_like_model, tmp_path,
+def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained_like_model, cache,
                                                                          bidirectional, full):
     """11 slices: longer than the memory window, so the first slice of a pass has no memory, the next ones a growing,
     then a full memory (2 spatial memories, 7 pointers); the NumPy memory bank over the compiled parts must give
@@ -68,7 +79,7 @@ def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained
 
     torch.manual_seed(1)
     images = torch.rand(11, 3, 64, 64)
-    compiled = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
+    compiled = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=cache)
     embed = compiled.parts.encode(images.numpy(), batch=4)
     with torch.no_grad():
         features = trained_like_model.encode(images)
@@ -79,20 +90,23 @@ def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained
     assert expected.max() > 0.05
 
 
-def test_bf16_is_close_to_fp32(trained_like_model, tmp_path):
+def test_bf16_is_close_to_fp32(trained_like_model, cache):
     pre = _case()
-    fp32 = _predictor(trained_like_model, "openvino", tmp_path, "fp32").predict(pre)
-    bf16 = _predictor(trained_like_model, "openvino", tmp_path, "bf16")
+    fp32 = _predictor(trained_like_model, "openvino", cache, "fp32").predict(pre)
+    bf16 = _predictor(trained_like_model, "openvino", cache, "bf16")
     assert bf16.precision == "bf16"
     out = bf16.predict(pre)
     assert np.abs(out - fp32).max() < 0.05
     assert np.abs(out - fp32).mean() < 0.005
 
 
-def test_exports_are_cached_and_a_corrupt_export_is_replaced(trained_like_model, tmp_path):
+def test_exports_are_cached_and_a_corrupt_export_is_replaced(trained_like_model, cache, tmp_path):
+    """The module's cache was filled by one OpenVinoSam (the fixture); a copy of it is read, then damaged."""
+    import shutil
+
     from infarctsam.runtime.openvino_sam import OpenVinoSam
 
-    OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
+    shutil.copytree(cache, tmp_path / "cache")
     exports = sorted((tmp_path / "cache").glob("ov-*.onnx"))
     assert {p.name.split("-")[1] for p in exports} == {"encoder", "single", "step"}
     assert len(list((tmp_path / "cache").glob("ov-constants-*.npz"))) == 1
@@ -107,18 +121,18 @@ def test_exports_are_cached_and_a_corrupt_export_is_replaced(trained_like_model,
     assert exports[0].read_bytes() != b"not an onnx file"
 
 
-def test_runtime_choice_and_refusals(trained_like_model, tmp_path):
+def test_runtime_choice_and_refusals(trained_like_model, cache):
     from infarctsam.runtime.openvino_parts import default_precision, part_precision
 
-    auto = _predictor(trained_like_model, "auto", tmp_path)
+    auto = _predictor(trained_like_model, "auto", cache)
     assert auto.runtime == "openvino"  # the default where OpenVINO is installed
     assert auto.precision == default_precision() == "fp32"  # the unoptimised model's results by default
     assert [part_precision("mixed", n) for n in ("encoder", "single", "step")] == ["f32", "bf16", "bf16"]
     assert {part_precision(p, "encoder") for p in ("fp32", "bf16")} == {"f32", "bf16"}
     with pytest.raises(ValueError, match="bf16 precision needs the openvino runtime"):
-        _predictor(trained_like_model, "onnx", tmp_path, "bf16")
+        _predictor(trained_like_model, "onnx", cache, "bf16")
     with pytest.raises(ValueError, match="unknown precision"):
-        _predictor(trained_like_model, "openvino", tmp_path, "fp16")
+        _predictor(trained_like_model, "openvino", cache, "fp16")
 
 
 def test_engine_loads_from_the_compiled_parts_and_recovers_from_a_damaged_cache(trained_like_model, tmp_path):

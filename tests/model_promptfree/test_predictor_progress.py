@@ -27,6 +27,12 @@ def tiny_model():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """The module's model cache: the onnx and openvino runtimes export the tiny model into it once."""
+    return tmp_path_factory.mktemp("progress") / "cache"
+
+
 def _case():
     sp = (3.0, 3.0, 6.0)
     dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
@@ -34,14 +40,15 @@ def _case():
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnx", "openvino"])
-def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, tmp_path, runtime):
+def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, cache, tmp_path, runtime):
     from infarctsam.runtime.onnx_trunk import onnxruntime_available
     from infarctsam.runtime.openvino_parts import openvino_available
 
     if (runtime == "onnx" and not onnxruntime_available()) or (runtime == "openvino" and not openvino_available()):
         pytest.skip(f"the {runtime} runtime's package is not installed")
     pre = _case()
-    options = PredictorOptions(batch_size=3, runtime=runtime, onnx_cache=tmp_path / "cache")
+    folder = tmp_path / "cache" if runtime == "torch" else cache
+    options = PredictorOptions(batch_size=3, runtime=runtime, onnx_cache=folder)
     predictor = VolumePredictor(tiny_model, TINY, options)
     calls: list[tuple[str, int, int]] = []
     with_progress = predictor.predict(pre, progress=lambda *a: calls.append(a))
@@ -53,4 +60,5 @@ def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, tmp_path,
     memory = [(d, t) for s, d, t in calls[calls.index(("decoding slices with memory", 0, 0)) + 1:]]
     assert memory and all(t == memory[0][1] for _, t in memory) and memory[-1][0] == memory[-1][1]
     np.testing.assert_array_equal(with_progress, predictor.predict(pre))  # the callback changes nothing
-    assert (runtime != "torch") == any((tmp_path / "cache").glob("*.onnx"))  # the cache goes where asked
+    exported = {"torch": "*.onnx", "onnx": "tinyvit-*.onnx", "openvino": "ov-*.onnx"}[runtime]
+    assert (runtime != "torch") == any(folder.glob(exported))  # the cache goes where asked

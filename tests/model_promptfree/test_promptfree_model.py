@@ -87,8 +87,8 @@ def test_safetensors_round_trip_and_engine(tmp_path, tiny_model):
     engine = SamEngine.from_weights(path, precision="fp32")
     pre, _ = _case()
     a = engine.predict(pre)
-    b = VolumePredictor(tiny_model, TINY, PredictorOptions(precision="fp32")).predict(pre)
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    b = VolumePredictor(tiny_model, TINY, PredictorOptions(runtime="torch")).predict(pre)  # the in-memory network
+    np.testing.assert_allclose(a, b, atol=1e-4)
     assert engine.info.name == "sam" and "tiny-test" in engine.info.weights
     assert set(expected_shapes(TINY)) == set(tiny_model.state_dict())
 

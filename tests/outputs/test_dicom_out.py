@@ -157,7 +157,7 @@ def test_nifti_with_dicom_reference_real_case(tmp_path):
     write_mr_series(series, np.asanyarray(img.dataobj), img.affine, patient_id="strokecase0009")
     out = tmp_path / "out"
     res = runner.invoke(app, ["segment", f"{EXAMPLE_STEM}_dwi.nii.gz", "--engine", "threshold", "-o", str(out),
-                              "--dicom-reference", str(series)])
+                              "--dicom-reference", str(series), "--no-location"])  # the SEG/SR carry no location
     assert res.exit_code == 0, res.output
     stem = "sub-strokecase0009_ses-0001"
     assert _check_seg_geometry(out / f"{stem}_seg.dcm", series, out / f"{stem}_mask.nii.gz") > 0
@@ -175,7 +175,7 @@ def test_reference_series_on_another_grid_is_refused_without_output(tmp_path):
     write_mr_series(series, np.asanyarray(img.dataobj), shifted)
     out = tmp_path / "out"
     res = runner.invoke(app, ["segment", f"{EXAMPLE_STEM}_dwi.nii.gz", "--engine", "threshold", "-o", str(out),
-                              "--dicom-reference", str(series)])
+                              "--dicom-reference", str(series), "--no-location"])
     assert res.exit_code == 2
     assert res.stderr.startswith("error: ") and "does not lie on the segmented grid" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
