@@ -34,7 +34,7 @@ def cache(tmp_path_factory):
 
 
 def _case():
-    sp = (3.0, 3.0, 6.0)
+    sp = (3.0, 3.0, 3.0)  # 36 mm: 18 slices of the 2-mm model grid
     dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
     return preprocess(Volume(dwi, np.diag([*sp, 1.0])))
 

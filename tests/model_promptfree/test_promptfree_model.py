@@ -38,7 +38,7 @@ def tiny_model():
 
 
 def _case():
-    sp = (3.0, 3.0, 6.0)
+    sp = (3.0, 3.0, 3.0)  # 36 mm: 18 slices of the 2-mm model grid
     dwi, _, _, les = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
     pre = preprocess(Volume(dwi, np.diag([*sp, 1.0])))
     return pre, les
@@ -100,8 +100,8 @@ def test_segment_cli_with_sam_weights(tmp_path, tiny_model):
     card = ModelCard(name="tiny-cli", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
                      licence="Apache-2.0")
     weights = save_weights(tmp_path / "w.safetensors", tiny_model.state_dict(), card)
-    dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=(3.0, 3.0, 6.0), scalp=False)
-    src = save_nifti(tmp_path / "p_dwi.nii.gz", dwi, np.diag([-3.0, 3.0, 6.0, 1.0]))
+    dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=(3.0, 3.0, 3.0), scalp=False)
+    src = save_nifti(tmp_path / "p_dwi.nii.gz", dwi, np.diag([-3.0, 3.0, 3.0, 1.0]))
     res = CliRunner().invoke(app, ["segment", str(src), "--engine", "sam", "--weights", str(weights), "--no-qc",
                                    "--cache-dir", str(tmp_path / "onnx"), "-o", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output

@@ -51,7 +51,7 @@ def tiny(tmp_path_factory):
     card = ModelCard(name="tiny-verified", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
                      licence="Apache-2.0")
     weights = save_weights(root / "tiny.safetensors", model.state_dict(), card)
-    sp = (3.0, 2.5, 6.0)
+    sp = (3.0, 2.5, 3.0)  # 36 mm: 18 slices of the 2-mm model grid
     dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
     pre = preprocess(Volume(dwi, np.diag([-sp[0], sp[1], sp[2], 1.0])))
     cache = root / "cache"
