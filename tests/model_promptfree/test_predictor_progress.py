@@ -27,12 +27,6 @@ def tiny_model():
     torch.set_num_threads(previous)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """The module's model cache: the onnx and openvino runtimes export the tiny model into it once."""
-    return tmp_path_factory.mktemp("progress") / "cache"
-
-
 def _case():
     sp = (3.0, 3.0, 3.0)  # 36 mm: 18 slices of the 2-mm model grid
     dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
@@ -40,15 +34,20 @@ def _case():
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnx", "openvino"])
-def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, cache, tmp_path, runtime):
+def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, tmp_path, runtime):
     from infarctsam.runtime.onnx_trunk import onnxruntime_available
     from infarctsam.runtime.openvino_parts import openvino_available
 
     if (runtime == "onnx" and not onnxruntime_available()) or (runtime == "openvino" and not openvino_available()):
         pytest.skip(f"the {runtime} runtime's package is not installed")
     pre = _case()
-    folder = tmp_path / "cache" if runtime == "torch" else cache
-    options = PredictorOptions(batch_size=3, runtime=runtime, onnx_cache=folder)
+    from infarctsam.model.weights_format import state_dict_sha256
+    from infarctsam.runtime import export_cache
+
+    # the session's tiny network (same seed and size): its exports are shared through the run's cache, by key
+    key = state_dict_sha256(tiny_model.state_dict())[:24] if runtime == "openvino" else None
+    folder = tmp_path / "cache" if runtime == "torch" else export_cache.DEFAULT_CACHE
+    options = PredictorOptions(batch_size=3, runtime=runtime, onnx_cache=folder, cache_key=key)
     predictor = VolumePredictor(tiny_model, TINY, options)
     calls: list[tuple[str, int, int]] = []
     with_progress = predictor.predict(pre, progress=lambda *a: calls.append(a))
