@@ -166,3 +166,17 @@ def test_real_swapped_patient_fails(shared_dir, tmp_path):
         pytest.skip("jhu-ads-subject02 is not in ../shared")
     agreement = _example_agreement(tmp_path, other)
     assert not agreement.matches and abs(agreement.correlation) < 0.15
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ranks_equal_scipy_rankdata_with_ties(seed):
+    """The NumPy ranks of the ADC check equal scipy's average ranks (ties, negative values, one value)."""
+    from scipy.stats import rankdata
+
+    from infarctsam.preprocess.consistency import ranks
+
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.normal(size=500), 1)  # many ties
+    np.testing.assert_array_equal(ranks(values), rankdata(values))
+    np.testing.assert_array_equal(ranks(np.array([3.0, 1.0, 3.0, 2.0])), [3.5, 1.0, 3.5, 2.0])
+    assert ranks(np.array([5.0])).tolist() == [1.0] and ranks(np.zeros(0)).size == 0

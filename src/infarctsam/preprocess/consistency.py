@@ -64,10 +64,32 @@ class AdcAgreement:
                 f"{MAX_ADC_CORRELATION:+.2f}; another patient or a shifted ADC is near 0)")
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of a 1-D array, tied values sharing the mean of their positions (``scipy.stats.rankdata``'s
+    "average" method), computed with NumPy: importing ``scipy.stats`` costs about 2 s, once per case process.
 
-    return rankdata(values).astype(np.float64)
+    Parameters
+    ----------
+    values : numpy.ndarray
+        One-dimensional values.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ranks, the same length as ``values``.
+    """
+    values = np.asarray(values).ravel()
+    if values.size == 0:
+        return np.zeros(0, np.float64)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]  # where each run of equal values starts
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], values.size]
+    mean_rank = (starts + ends + 1) / 2.0  # positions start..end-1, 1-based: mean = (start + 1 + end) / 2
+    out = np.empty(values.size, np.float64)
+    out[order] = mean_rank[np.cumsum(first) - 1]
+    return out
 
 
 def _smooth(values: np.ndarray, support: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -115,7 +137,7 @@ def adc_agreement(dwi: np.ndarray, adc: np.ndarray, brain: np.ndarray, spacing: 
     if n > 200_000:  # a regular subsample keeps the ranking fast on large volumes
         step = n // 200_000 + 1
         d, a = d[::step], a[::step]
-    r = float(np.corrcoef(_ranks(d), _ranks(a))[0, 1])
+    r = float(np.corrcoef(ranks(d), ranks(a))[0, 1])
     return AdcAgreement(round(r, 3), n)
 
 
