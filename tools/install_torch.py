@@ -1,7 +1,7 @@
 """Install PyTorch into this interpreter's environment: the CPU build, without CUDA packages (used by the Makefile).
 
 1. PyTorch's CPU wheel index (``https://download.pytorch.org/whl/cpu``) where it can be reached;
-2. otherwise pip's configured index (a local mirror or wheel folder, as in CI), after a dry run shows that it would
+2. otherwise the configured index (a local mirror or wheel folder, as in CI), after a dry run shows that it would
    not bring the CUDA build (the plain PyPI wheel on Linux pulls about 20 ``nvidia-*`` packages, several GB);
 3. then the check: ``torch.version.cuda`` is None and no ``nvidia-*`` package is installed.
 
@@ -15,9 +15,9 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import urllib.request
-from pathlib import Path
+
+from installer import install, planned_packages  # tools/installer.py: uv where installed, else pip
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -31,28 +31,11 @@ def reachable(index: str, timeout: float = 15.0) -> bool:
         return False
 
 
-def pip(*args: str, quiet: bool = False) -> int:
-    """Run ``python -m pip install -q ARGS`` in this interpreter; its exit status (``quiet``: its messages are shown
-    only when it fails)."""
-    command = [sys.executable, "-m", "pip", "install", "-q", *args]
-    if not quiet:
-        return subprocess.call(command)
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        print("\n".join((done.stdout + done.stderr).splitlines()[-15:]), file=sys.stderr)
-    return done.returncode
-
-
 def planned_cuda_packages(requirement: str) -> list[str] | None:
-    """The ``nvidia-*`` / ``triton`` packages pip's configured index would install with ``requirement`` (a dry
+    """The ``nvidia-*`` / ``triton`` packages the configured sources would install with ``requirement`` (a dry
     run); None when the dry run itself fails."""
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "plan.json"
-        if pip("--dry-run", "--ignore-installed", "--report", str(report), requirement, quiet=True) != 0:
-            return None
-        plan = json.loads(report.read_text(encoding="utf-8"))
-    names = [item["metadata"]["name"].lower() for item in plan.get("install", [])]
-    return [n for n in names if n.startswith("nvidia-") or n == "triton"]
+    names = planned_packages(requirement)
+    return None if names is None else [n for n in names if n.startswith("nvidia-") or n == "triton"]
 
 
 def cpu_build_problems() -> list[str]:
@@ -80,24 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     cpu = args.index.rstrip("/").endswith("/cpu")
     if reachable(args.index):
         print(f"torch {args.version} from {args.index}")
-        status = pip("--index-url", args.index, requirement)
+        status = install(["--index-url", args.index, requirement])
     elif not cpu:
         print(f"error: {args.index} cannot be reached", file=sys.stderr)
         return 1
     else:
-        print(f"torch {args.version}: {args.index} cannot be reached; trying pip's configured index")
+        print(f"torch {args.version}: {args.index} cannot be reached; trying the configured index")
         cuda = planned_cuda_packages(requirement)
         if cuda is None:
-            print(f"error: pip cannot resolve {requirement} from its configured index either", file=sys.stderr)
+            print(f"error: cannot resolve {requirement} from the configured index either", file=sys.stderr)
             return 1
         if cuda:
-            print(f"error: pip's configured index offers only the CUDA build of torch ({len(cuda)} CUDA packages, "
+            print(f"error: the configured index offers only the CUDA build of torch ({len(cuda)} CUDA packages, "
                   f"several GB); make {CPU_INDEX} reachable or put the CPU wheel in pip's find-links",
                   file=sys.stderr)
             return 1
-        status = pip(requirement)
+        status = install([requirement])
     if status != 0:
-        print(f"error: pip could not install {requirement}", file=sys.stderr)
+        print(f"error: could not install {requirement}", file=sys.stderr)
         return 1
     problems = cpu_build_problems() if cpu else []
     if problems:
