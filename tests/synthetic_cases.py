@@ -75,3 +75,25 @@ def real_slab(folder: Path, first: int, stop: int, name: str = "slab") -> tuple[
         nib.save(nib.load(f"{EXAMPLE_STEM}_{kind}.nii.gz").slicer[:, :, first:stop], str(path))
         paths.append(path)
     return paths[0], paths[1], paths[2]
+
+
+def copy_entries(cache: Path, key: str, dest: Path, blobs: bool = True) -> Path:
+    """Copy the model-cache entries of one network (``key``: its cache key) that an fp32 engine loads into the folder
+    ``dest``: the exports of its standard parts, its constants and, with ``blobs``, OpenVINO's fp32 blobs of them,
+    each with its sha256 sidecar (other batch sizes and precisions that other tests compiled are left out); returns
+    ``dest``."""
+    import shutil
+
+    from infarctsam.runtime.openvino_parts import GRAPHS_VERSION, PARTS, part_stem
+
+    tag = f"v{GRAPHS_VERSION}-{key}"
+    names = [f"{part_stem(n, b)}-{tag}.onnx" for n, b in PARTS] + [f"ov-constants-{tag}.npz"]
+    (dest / "openvino").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for suffix in ("", ".sha256"):
+            shutil.copy2(cache / (name + suffix), dest / (name + suffix))
+    if blobs:
+        for n, b in PARTS:
+            for path in (cache / "openvino").glob(f"{part_stem(n, b)}-{tag}-f32-*"):
+                shutil.copy2(path, dest / "openvino" / path.name)
+    return dest

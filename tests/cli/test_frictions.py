@@ -53,7 +53,7 @@ def test_first_run_export_is_detected_from_the_cache(tmp_path):
     pytest.importorskip("openvino", reason="the compiled parts need openvino")
     from infarctsam.engines import default_weights_path
     from infarctsam.engines.sam import export_pending
-    from infarctsam.model.weights_format import read_card
+    from infarctsam.model.weights_format import load_weights_numpy, network_sha256
     from infarctsam.runtime.openvino_parts import GRAPHS_VERSION, PARTS, part_stem
 
     weights = default_weights_path()
@@ -62,7 +62,7 @@ def test_first_run_export_is_detected_from_the_cache(tmp_path):
     cache = tmp_path / "cache"
     assert export_pending(None, cache) is True
     assert export_pending(None, cache, device="cuda") is False
-    key = f"v{GRAPHS_VERSION}-{read_card(weights).tensors_sha256[:24]}"
+    key = f"v{GRAPHS_VERSION}-{network_sha256(*load_weights_numpy(weights))[:24]}"  # the network, not its fusion head
     cache.mkdir()
     for name, batch in PARTS:
         (cache / f"{part_stem(name, batch)}-{key}.onnx").write_bytes(b"x")

@@ -43,7 +43,7 @@ def test_model_part_export_from_readonly_folder(readonly_cwd):
     from infarctsam.runtime.openvino_sam import export_graph
 
     torch.manual_seed(0)
-    model, _ = build_model(ModelConfig(image_size=64), None)
+    model, _ = build_model(ModelConfig(image_size=32), None)
     data = export_graph(model.eval(), "single", 2)
     assert len(data) > 10_000
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime checks the exported graph runs")

@@ -7,8 +7,6 @@ import pytest
 import torch
 
 from infarctsam.errors import WeightsError
-from infarctsam.model.build import ARCHITECTURE, build_model
-from infarctsam.model.config import ModelConfig
 from infarctsam.model.fusion import FEATURES_DWI_ONLY, FEATURES_WITH_ADC, FusionHead, fusion_features
 from infarctsam.train.fusion_fit import FusionCase, fit_fusion, fit_logistic
 
@@ -84,24 +82,19 @@ def test_head_round_trips_through_tensors_and_checks_shapes():
         FusionHead(np.zeros(3), np.zeros(4))
 
 
-def tiny_weights(tmp_path):
-    """A tiny random-weight network saved in our format: (model, card, path)."""
-    from infarctsam.model.weights_format import ModelCard, save_weights
+def tiny_weights(tiny_net):
+    """The session's tiny random-weight network (its compiled parts are in the session's cache): (model, card, path)."""
+    from infarctsam.model.weights_format import read_card
 
-    tiny = ModelConfig(image_size=64)
-    torch.manual_seed(0)
-    model, _ = build_model(tiny, None)
-    card = ModelCard(name="tiny", architecture=ARCHITECTURE, config=tiny.model_dump(), image_size=64,
-                     licence="Apache-2.0")
-    return model, card, save_weights(tmp_path / "plain.safetensors", model.state_dict(), card)
+    return tiny_net.model, read_card(tiny_net.weights), tiny_net.weights
 
 
-def test_weights_with_a_fusion_head_load_into_the_engine(tmp_path):
+def test_weights_with_a_fusion_head_load_into_the_engine(tmp_path, tiny_net, compiled_cache):
     from infarctsam.engines.sam import SamEngine
     from infarctsam.model.weights_format import load_weights, save_weights
     from infarctsam.train.fusion_data import attach_fusion
 
-    model, card, plain = tiny_weights(tmp_path)
+    model, card, plain = tiny_weights(tiny_net)
     head = fit_fusion([shine_through_case(0)], l2=1e-3)
     fused = attach_fusion(plain, head, tmp_path / "fused.safetensors", {"cases": ["c0"]})
     state, new_card = load_weights(fused)  # checksum covers the fusion tensors
@@ -123,7 +116,7 @@ def test_weights_with_a_fusion_head_load_into_the_engine(tmp_path):
         SamEngine.from_weights(bad)
 
 
-def test_fit_fusion_command_writes_weights_that_segment_uses(tmp_path, phantom_files):
+def test_fit_fusion_command_writes_weights_that_segment_uses(tmp_path, phantom_files, tiny_net, compiled_cache):
     import json
 
     from typer.testing import CliRunner
@@ -135,7 +128,7 @@ def test_fit_fusion_command_writes_weights_that_segment_uses(tmp_path, phantom_f
     from infarctsam.model.weights_format import load_weights
     from infarctsam.preprocess import preprocess
 
-    model, card, plain = tiny_weights(tmp_path)
+    model, card, plain = tiny_weights(tiny_net)
     dwi, adc, _ = phantom_files
     runner = CliRunner()
     res = runner.invoke(app, ["fit-fusion", str(plain), "--data", str(dwi.parent), "-o",
@@ -149,9 +142,10 @@ def test_fit_fusion_command_writes_weights_that_segment_uses(tmp_path, phantom_f
     summary = json.loads(next(out.glob("*.json")).read_text(encoding="utf-8"))
     assert summary["model_inputs"] == "DWI + ADC" and summary["engine_config"]["fusion"] is True
     assert isinstance(summary["warnings"], list)
-    # the engine applies the head it read from the file to the network's probability (compiled parts: from the
-    # cache that segment filled)
+    # the engine applies the head it read from the file to the network's probability; the network's compiled parts
+    # are those of the plain weights (named after the network's tensors: a new fusion head exports nothing)
     engine = SamEngine.from_weights(tmp_path / "f.safetensors")
+    assert engine._model is None and engine.weights_info["network_sha256"] == card.tensors_sha256
     assert engine.uses_adc and engine.info.config["fusion"] is True
     state, _ = load_weights(tmp_path / "f.safetensors")
     head = FusionHead.from_tensors({k: state[k].double().numpy() for k in TENSOR_KEYS})

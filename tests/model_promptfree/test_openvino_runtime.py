@@ -7,42 +7,32 @@ import pytest
 import torch
 
 from infarctsam.io.volume import Volume
-from infarctsam.model.build import build_model
 from infarctsam.model.config import ModelConfig
 from infarctsam.preprocess import preprocess
 from infarctsam.runtime.predictor import PredictorOptions, VolumePredictor, decode_volume
 
-from synthetic_cases import head_phantom
+from synthetic_cases import copy_entries, head_phantom
 
 pytest.importorskip("openvino", reason="the openvino runtime is a core dependency; this install lacks it")
 
-TINY = ModelConfig(image_size=64)
+TINY = ModelConfig(image_size=32)
 
 
 @pytest.fixture(scope="module")
-def trained_like_model():
-    """A tiny random model whose memory path matters: memory gate open, object scores near zero."""
-    torch.manual_seed(0)
-    model, _ = build_model(TINY, None)
-    with torch.no_grad():
-        model.memory_gate.fill_(1.5)
-        for p in model.stem.parameters():  # the stem's last layers start at zero: give them a voice
-            p.add_(0.05 * torch.randn_like(p))
-        head = model.sam.sam_mask_decoder.pred_obj_score_head
-        last = head.layers[-1] if hasattr(head, "layers") else head
-        last.bias.fill_(0.2)
-    return model.eval()
+def net(tiny_net, compiled_cache):
+    """The session's tiny network (memory gate open, object scores near zero: its memory path matters), whose parts
+    the session's model cache holds (exported once for the run: see conftest.py)."""
+    return tiny_net
 
 
 @pytest.fixture(scope="module")
-def cache(trained_like_model, tmp_path_factory):
-    """One model cache for the module, filled once (exports, constants, compiled blobs): the tests that damage a
-    cache work on a copy of it."""
-    from infarctsam.runtime.openvino_sam import OpenVinoSam
+def trained_like_model(net):
+    return net.model
 
-    folder = tmp_path_factory.mktemp("ov") / "cache"
-    OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=folder)
-    return folder
+
+@pytest.fixture(scope="module")
+def cache(compiled_cache):
+    return compiled_cache
 
 
 def _case(flip: bool = False):
@@ -52,15 +42,15 @@ def _case(flip: bool = False):
     return preprocess(Volume(dwi, affine))
 
 
-def _predictor(model, runtime, cache, precision="auto"):
-    options = PredictorOptions(runtime=runtime, precision=precision, onnx_cache=cache)
-    return VolumePredictor(model, TINY, options)
+def _predictor(net, runtime, cache, precision="auto"):
+    options = PredictorOptions(runtime=runtime, precision=precision, onnx_cache=cache, cache_key=net.key)
+    return VolumePredictor(net.model, TINY, options)
 
 
-def test_fp32_volume_equals_pytorch(trained_like_model, cache):
+def test_fp32_volume_equals_pytorch(net, cache):
     pre = _case(flip=True)
-    reference = _predictor(trained_like_model, "torch", cache).predict(pre)
-    fast = _predictor(trained_like_model, "openvino", cache, "fp32")
+    reference = _predictor(net, "torch", cache).predict(pre)
+    fast = _predictor(net, "openvino", cache, "fp32")
     assert fast.runtime == "openvino" and fast.precision == "fp32"
     out = fast.predict(pre)
     assert out.shape == reference.shape
@@ -69,7 +59,7 @@ def test_fp32_volume_equals_pytorch(trained_like_model, cache):
 
 
 @pytest.mark.parametrize("bidirectional,full", [(True, True), (True, False), (False, True)])
-def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained_like_model, cache,
+def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(net, trained_like_model, cache,
                                                                          bidirectional, full):
     """11 slices: longer than the memory window, so the first slice of a pass has no memory, the next ones a growing,
     then a full memory (2 spatial memories, 7 pointers); the NumPy memory bank over the compiled parts must give
@@ -78,8 +68,8 @@ def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained
     from infarctsam.runtime.openvino_sam import OpenVinoSam
 
     torch.manual_seed(1)
-    images = torch.rand(11, 3, 64, 64)
-    compiled = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=cache)
+    images = torch.rand(11, 3, 32, 32)
+    compiled = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=cache, key=net.key)
     embed = compiled.parts.encode(images.numpy(), batch=4)
     with torch.no_grad():
         features = trained_like_model.encode(images)
@@ -90,67 +80,62 @@ def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(trained
     assert expected.max() > 0.05
 
 
-def test_bf16_is_close_to_fp32(trained_like_model, cache):
+def test_bf16_is_close_to_fp32(net, cache):
     pre = _case()
-    fp32 = _predictor(trained_like_model, "openvino", cache, "fp32").predict(pre)
-    bf16 = _predictor(trained_like_model, "openvino", cache, "bf16")
+    fp32 = _predictor(net, "openvino", cache, "fp32").predict(pre)
+    bf16 = _predictor(net, "openvino", cache, "bf16")
     assert bf16.precision == "bf16"
     out = bf16.predict(pre)
     assert np.abs(out - fp32).max() < 0.05
     assert np.abs(out - fp32).mean() < 0.005
 
 
-def test_exports_are_cached_and_read_again(trained_like_model, cache, tmp_path):
-    """The module's cache was filled by one OpenVinoSam (the fixture); a copy of it is read, not exported again,
+def test_exports_are_cached_and_read_again(net, cache, tmp_path):
+    """A copy of the network's entries in the session's cache (filled by one engine) is read, not exported again,
     also where the compiled blobs are missing (another CPU). Damaged entries of every kind: test_verified_cache.py."""
-    import shutil
-
     from infarctsam.runtime.openvino_sam import OpenVinoSam
 
-    shutil.copytree(cache, tmp_path / "cache")
-    exports = sorted((tmp_path / "cache").glob("ov-*.onnx"))
+    copy = copy_entries(cache, net.key, tmp_path / "cache")
+    exports = sorted(copy.glob("ov-*.onnx"))
     assert {p.name.split("-")[1] for p in exports} == {"encoder", "single", "step"}
-    assert len(list((tmp_path / "cache").glob("ov-constants-*.npz"))) == 1
+    assert len(list(copy.glob("ov-constants-*.npz"))) == 1
     stamps = {p: p.stat().st_mtime_ns for p in exports}
-    OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
-    for blob in (tmp_path / "cache" / "openvino").glob("*.blob"):  # compiled elsewhere: the exports are read
+    OpenVinoSam(net.model, "fp32", threads=1, cache_dir=copy, key=net.key)
+    for blob in (copy / "openvino").glob("*.blob"):  # compiled elsewhere: the exports are read
         blob.unlink()
-    again = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=tmp_path / "cache")
-    assert again.parts.encode(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 256, 16, 16)
+    again = OpenVinoSam(net.model, "fp32", threads=1, cache_dir=copy, key=net.key)
+    assert again.parts.encode(np.zeros((1, 3, 32, 32), np.float32)).shape == (1, 256, 8, 8)
     assert {p: p.stat().st_mtime_ns for p in exports} == stamps  # read again, not exported again
+    assert list((copy / "openvino").glob("*.blob"))  # compiled, and the blobs stored for the next process
 
 
-def test_runtime_choice_and_refusals(trained_like_model, cache):
+def test_runtime_choice_and_refusals(net, cache):
     from infarctsam.runtime.openvino_parts import default_precision, part_precision
 
-    auto = _predictor(trained_like_model, "auto", cache)
+    auto = _predictor(net, "auto", cache)
     assert auto.runtime == "openvino"  # the default where OpenVINO is installed
     assert auto.precision == default_precision() == "fp32"  # the unoptimised model's results by default
     assert [part_precision("mixed", n) for n in ("encoder", "single", "step")] == ["f32", "bf16", "bf16"]
     assert {part_precision(p, "encoder") for p in ("fp32", "bf16")} == {"f32", "bf16"}
     with pytest.raises(ValueError, match="bf16 precision needs the openvino runtime"):
-        _predictor(trained_like_model, "onnx", cache, "bf16")
+        _predictor(net, "onnx", cache, "bf16")
     with pytest.raises(ValueError, match="unknown precision"):
-        _predictor(trained_like_model, "openvino", cache, "fp16")
+        _predictor(net, "openvino", cache, "fp16")
 
 
-def test_engine_loads_from_the_compiled_parts(trained_like_model, tmp_path):
-    """The second engine of the same weights runs from the cache without building the network (no PyTorch needed)."""
+def test_engine_loads_from_the_compiled_parts(net, cache, tmp_path):
+    """An engine of weights whose parts are in the cache runs from them without building the network (no PyTorch
+    needed), and gives the network's probabilities. (The first engine, which exports them, made the session's cache:
+    see conftest.py.)"""
     from infarctsam.engines.sam import SamEngine
-    from infarctsam.model.build import ARCHITECTURE
-    from infarctsam.model.weights_format import ModelCard, save_weights
     from infarctsam.runtime.openvino_parts import CompiledPredictor
 
-    card = ModelCard(name="tiny-ov", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
-                     licence="Apache-2.0")
-    weights = save_weights(tmp_path / "tiny.safetensors", trained_like_model.state_dict(), card)
-    cache = tmp_path / "cache"
+    copy = copy_entries(cache, net.key, tmp_path / "cache", blobs=False)  # the exports alone: compiled here
     pre = _case()
-    first = SamEngine.from_weights(weights, cache_dir=cache, precision="fp32")
-    assert first._model is not None  # nothing cached yet: the network was built and its parts exported
-    expected = first.predict(pre)
-    second = SamEngine.from_weights(weights, cache_dir=cache, precision="fp32")
-    assert isinstance(second.predictor, CompiledPredictor) and second._model is None
-    assert second.info.config["runtime"] == "openvino" and second.info.config["precision"] == "fp32"
-    np.testing.assert_allclose(second.predict(pre), expected, atol=1e-5)
+    expected = _predictor(net, "torch", None).predict(pre)
+    engine = SamEngine.from_weights(net.weights, cache_dir=copy, precision="fp32")
+    assert isinstance(engine.predictor, CompiledPredictor) and engine._model is None
+    assert engine.info.config["runtime"] == "openvino" and engine.info.config["precision"] == "fp32"
+    np.testing.assert_allclose(engine.predict(pre), expected, atol=1e-4)
+    assert list((copy / "openvino").glob("*.blob"))  # compiled blobs stored for the next process
     # a damaged part is exported again instead of failing the case: every kind of entry, test_verified_cache.py

@@ -7,23 +7,21 @@ import pytest
 import torch
 
 from infarctsam.io.volume import Volume
-from infarctsam.model.build import build_model
 from infarctsam.model.config import ModelConfig
 from infarctsam.preprocess import preprocess
 from infarctsam.runtime.predictor import PredictorOptions, VolumePredictor
 
 from synthetic_cases import head_phantom
 
-TINY = ModelConfig(image_size=64)
+TINY = ModelConfig(image_size=32)
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
+def tiny_model(tiny_net, compiled_cache):
+    """The session's tiny network, whose parts the session's model cache holds."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    model, _ = build_model(TINY, None)
-    yield model
+    yield tiny_net.model
     torch.set_num_threads(previous)
 
 
@@ -44,7 +42,7 @@ def test_progress_counts_every_slice_encoded_then_decoding(tiny_model, tmp_path,
     from infarctsam.model.weights_format import state_dict_sha256
     from infarctsam.runtime import export_cache
 
-    # the session's tiny network (same seed and size): its exports are shared through the run's cache, by key
+    # the session's tiny network: its exports are shared through the run's cache, by key
     key = state_dict_sha256(tiny_model.state_dict())[:24] if runtime == "openvino" else None
     folder = tmp_path / "cache" if runtime == "torch" else export_cache.DEFAULT_CACHE
     options = PredictorOptions(batch_size=3, runtime=runtime, onnx_cache=folder, cache_key=key)

@@ -17,9 +17,9 @@ from infarctsam.model.sam2 import MemoryBank
 from infarctsam.preprocess import preprocess
 from infarctsam.runtime.predictor import PredictorOptions, VolumePredictor
 
-from synthetic_cases import head_phantom, save_nifti
+from synthetic_cases import copy_entries, head_phantom, save_nifti
 
-TINY = ModelConfig(image_size=64)
+TINY = ModelConfig(image_size=32)
 
 
 @pytest.fixture(autouse=True)
@@ -45,14 +45,14 @@ def _case():
 
 
 def test_untrained_model_is_single_slice_litemedsam_shape(tiny_model):
-    x = torch.rand(2, 3, 64, 64)
+    x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         logits = tiny_model(x)
-    assert logits.shape == (2, 1, 64, 64) and torch.isfinite(logits).all()
+    assert logits.shape == (2, 1, 32, 32) and torch.isfinite(logits).all()
     # the memory gate starts closed and the stem's outputs at zero: memory and stem do not change the output
     assert float(tiny_model.memory_gate.detach()) == 0.0
     s0, s1 = tiny_model.stem(x)
-    assert s0.shape == (2, 32, 64, 64) and s1.shape == (2, 64, 32, 32) and s0.abs().max() == 0
+    assert s0.shape == (2, 32, 32, 32) and s1.shape == (2, 64, 16, 16) and s0.abs().max() == 0
 
 
 def test_predictor_probability_volume_and_bounded_memory(tiny_model, monkeypatch):
@@ -77,29 +77,35 @@ def test_predictor_probability_volume_and_bounded_memory(tiny_model, monkeypatch
     assert np.all(prob[:, :, empty] == 0)
 
 
-def test_safetensors_round_trip_and_engine(tmp_path, tiny_model):
+def test_safetensors_round_trip_and_engine(tmp_path, tiny_net, compiled_cache):
+    """The session's tiny network saved under another name: the same tensors, hence the parts compiled for the
+    session (see conftest.py), give the in-memory network's probabilities."""
     from infarctsam.engines.sam import SamEngine
     from infarctsam.model.weights_format import ModelCard, save_weights
 
-    card = ModelCard(name="tiny-test", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
+    card = ModelCard(name="tiny-test", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=32,
                      licence="Apache-2.0")
-    path = save_weights(tmp_path / "tiny.safetensors", tiny_model.state_dict(), card)
+    path = save_weights(tmp_path / "tiny.safetensors", tiny_net.model.state_dict(), card)
     engine = SamEngine.from_weights(path, precision="fp32")
     pre, _ = _case()
     a = engine.predict(pre)
-    b = VolumePredictor(tiny_model, TINY, PredictorOptions(runtime="torch")).predict(pre)  # the in-memory network
+    b = VolumePredictor(tiny_net.model, TINY, PredictorOptions(runtime="torch")).predict(pre)  # in-memory network
     np.testing.assert_allclose(a, b, atol=1e-4)
+    assert b.max() > 0.01  # not two empty maps
     assert engine.info.name == "sam" and "tiny-test" in engine.info.weights
-    assert set(expected_shapes(TINY)) == set(tiny_model.state_dict())
+    assert set(expected_shapes(TINY)) == set(tiny_net.model.state_dict())
 
 
-def test_segment_cli_with_sam_weights(tmp_path, tiny_model):
+def test_segment_cli_with_sam_weights(tmp_path, tiny_net, compiled_cache):
     from infarctsam.cli import app
     from infarctsam.model.weights_format import ModelCard, read_card, save_weights
 
-    card = ModelCard(name="tiny-cli", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
+    card = ModelCard(name="tiny-cli", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=32,
                      licence="Apache-2.0")
-    weights = save_weights(tmp_path / "w.safetensors", tiny_model.state_dict(), card)
+    weights = save_weights(tmp_path / "w.safetensors", tiny_net.model.state_dict(), card)
+    # --cache-dir holds the network's exports (not their compiled blobs): read, compiled and completed there
+    onnx = copy_entries(compiled_cache, tiny_net.key, tmp_path / "onnx", blobs=False)
+    stamps = {p: p.stat().st_mtime_ns for p in onnx.glob("*.onnx")}
     dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=(3.0, 3.0, 3.0), scalp=False)
     src = save_nifti(tmp_path / "p_dwi.nii.gz", dwi, np.diag([-3.0, 3.0, 3.0, 1.0]))
     res = CliRunner().invoke(app, ["segment", str(src), "--engine", "sam", "--weights", str(weights), "--no-qc",
@@ -107,17 +113,18 @@ def test_segment_cli_with_sam_weights(tmp_path, tiny_model):
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "out" / "p.json").read_text(encoding="utf-8"))
     assert summary["engine"] == "sam" and "tiny-cli" in summary["weights"]
-    assert summary["engine_config"]["image_size"] == 64
+    assert summary["engine_config"]["image_size"] == 32
     digest = summary["weights"].split("sha256 ")[1].rstrip(")")
     assert digest == read_card(weights).tensors_sha256 and len(digest) == 64  # not cut to a prefix
-    assert any((tmp_path / "onnx").glob("*.onnx"))  # --cache-dir moved the encoder cache
+    assert list((onnx / "openvino").glob("*.blob"))  # --cache-dir is the cache that was used
+    assert {p: p.stat().st_mtime_ns for p in onnx.glob("*.onnx")} == stamps  # read, not exported again
 
 
 def test_tampered_weights_are_refused(tmp_path, tiny_model):
     from infarctsam.engines.sam import SamEngine
     from infarctsam.model.weights_format import ModelCard, save_weights
 
-    card = ModelCard(name="t", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64, licence="x")
+    card = ModelCard(name="t", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=32, licence="x")
     path = save_weights(tmp_path / "t.safetensors", tiny_model.state_dict(), card)
     raw = bytearray(path.read_bytes())
     raw[-100] ^= 0xFF
@@ -148,15 +155,15 @@ def test_sam21_checkpoint_loads_strict_into_the_hiera_backbone(tmp_path):
     assert prob.shape == pre.dwi.shape and np.isfinite(prob).all()
 
 
-def test_onnx_runtime_encoder_matches_torch(tiny_model):
+def test_onnx_runtime_encoder_matches_torch(tiny_net):
     from infarctsam.runtime.onnx_trunk import onnxruntime_available
     from infarctsam.runtime.predictor import PredictorOptions
 
     if not onnxruntime_available():
         pytest.skip("onnxruntime / onnx are not installed")
     pre, _ = _case()
-    fast = VolumePredictor(tiny_model, TINY, PredictorOptions(runtime="onnx"))
-    slow = VolumePredictor(tiny_model, TINY, PredictorOptions(runtime="torch"))
+    fast = VolumePredictor(tiny_net.model, TINY, PredictorOptions(runtime="onnx"))  # the session's trunk export
+    slow = VolumePredictor(tiny_net.model, TINY, PredictorOptions(runtime="torch"))
     assert fast._onnx is not None and slow._onnx is None
     images, _, _ = slow.slice_images(pre)
     x = torch.from_numpy(images)
@@ -172,7 +179,7 @@ def test_batched_bidirectional_decoding_equals_two_passes(tiny_model):
 
     torch.manual_seed(3)
     with torch.inference_mode():
-        feats = tiny_model.encode(torch.rand(6, 3, 64, 64))
+        feats = tiny_model.encode(torch.rand(6, 3, 32, 32))
         fwd, bwd = decode_both_directions(tiny_model, feats)
         torch.testing.assert_close(fwd, decode_stack(tiny_model, feats, reverse=False), atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(bwd, decode_stack(tiny_model, feats, reverse=True), atol=1e-5, rtol=1e-4)
@@ -192,7 +199,7 @@ def test_memory_scope_all_covers_the_stack(tiny_model):
 
     torch.manual_seed(4)
     with torch.inference_mode():
-        feats = tiny_model.encode(torch.rand(5, 3, 64, 64))
+        feats = tiny_model.encode(torch.rand(5, 3, 32, 32))
         full = decode_volume(tiny_model, feats, bidirectional=True, full=True)
         fwd, bwd = decode_both_directions(tiny_model, feats)
     torch.testing.assert_close(full, 0.5 * (fwd + bwd))

@@ -27,16 +27,14 @@ def real_case(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def default_engines():
-    """The default model on the compiled runtime and on PyTorch (CPU, fp32); the session's model cache (a temporary
+    """The default model's engine (CPU, fp32), compiled runtime first; the session's model cache (a temporary
     folder, see conftest.py) is shared with the other tests of the default model."""
     pytest.importorskip("openvino", reason="the openvino runtime is a core dependency; this install lacks it")
     from infarctsam.engines.sam import SamEngine
 
-    compiled = SamEngine.from_weights(None, precision="fp32")
-    reference = SamEngine.from_weights(None, precision="fp32")
-    reference.set_runtime("torch", "auto")
-    assert compiled.predictor.runtime == "openvino" and reference.predictor.runtime == "torch"
-    return compiled, reference
+    engine = SamEngine.from_weights(None, precision="fp32")
+    assert engine.predictor.runtime == "openvino"
+    return engine
 
 
 def _mask(engine, prob, pre) -> np.ndarray:
@@ -46,11 +44,14 @@ def _mask(engine, prob, pre) -> np.ndarray:
 
 
 def test_compiled_and_pytorch_give_identical_masks_on_a_real_scan(default_engines, real_case):
-    compiled, reference = default_engines
-    fast, slow = compiled.predict(real_case), reference.predict(real_case)
+    engine = default_engines
+    fast = engine.predict(real_case)
+    engine.set_runtime("torch", "auto")  # the same engine, the network in PyTorch
+    assert engine.predictor.runtime == "torch"
+    slow = engine.predict(real_case)
     assert np.abs(fast - slow).max() < 1e-4
-    mask = _mask(reference, slow, real_case)
-    np.testing.assert_array_equal(_mask(compiled, fast, real_case), mask)
+    mask = _mask(engine, slow, real_case)
+    np.testing.assert_array_equal(_mask(engine, fast, real_case), mask)
     assert mask.sum() > 0  # not two empty masks
 
 
@@ -100,7 +101,8 @@ def test_cuda_equals_cpu(default_engines, real_case):
     """Probabilities within 1e-4 and identical masks: TF32 would move small lesions (0.57 against 0.60 mL)."""
     from infarctsam.engines.sam import SamEngine
 
-    _, reference = default_engines
+    reference = default_engines
+    reference.set_runtime("torch", "auto")  # PyTorch on the CPU, as on the GPU
     gpu = SamEngine.from_weights(None, device="cuda", cache_dir=None, precision="fp32")
     assert gpu.info.config["device"] == "cuda" and gpu.info.config["tf32"] is False
     on_gpu, on_cpu = gpu.predict(real_case), reference.predict(real_case)

@@ -12,20 +12,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from infarctsam.io.volume import Volume
-from infarctsam.model.build import ARCHITECTURE, build_model
 from infarctsam.model.config import ModelConfig
 from infarctsam.preprocess import preprocess
 from infarctsam.runtime import cache_entries
 
-from synthetic_cases import head_phantom
+from synthetic_cases import copy_entries, head_phantom
 
 pytest.importorskip("openvino", reason="the openvino runtime is a core dependency; this install lacks it")
 
-TINY = ModelConfig(image_size=64)
+TINY = ModelConfig(image_size=32)
 SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(autouse=True)
+def _threads_of_the_compiled_engine():
+    """OpenVINO's thread count changes the last bit of some sums: the network rebuilt after a damaged entry runs with
+    PyTorch's thread count, the engine loaded from the compiled parts with the CPUs it may use, so the two are made
+    the same here (an earlier test in the same process may have changed PyTorch's)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)
@@ -36,29 +47,18 @@ def _fresh_warnings():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """Tiny weights, a populated cache, a case and the expected probability (exported and compiled once)."""
+def tiny(tiny_net, compiled_cache, tmp_path_factory):
+    """The session's tiny weights, a cache of their own holding their entries (copied from the session's cache,
+    where they were exported and compiled once), a case and the expected probability."""
     from infarctsam.engines.sam import SamEngine
-    from infarctsam.model.weights_format import ModelCard, save_weights
 
-    torch.manual_seed(1)
-    model, _ = build_model(TINY, None)
-    with torch.no_grad():
-        model.memory_gate.fill_(1.5)
-        for p in model.stem.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    root = tmp_path_factory.mktemp("verified")
-    card = ModelCard(name="tiny-verified", architecture=ARCHITECTURE, config=TINY.model_dump(), image_size=64,
-                     licence="Apache-2.0")
-    weights = save_weights(root / "tiny.safetensors", model.state_dict(), card)
     sp = (3.0, 2.5, 3.0)  # 36 mm: 18 slices of the 2-mm model grid
     dwi, _, _, _ = head_phantom(shape=(30, 34, 12), spacing=sp, scalp=False)
     pre = preprocess(Volume(dwi, np.diag([-sp[0], sp[1], sp[2], 1.0])))
-    cache = root / "cache"
-    engine = SamEngine.from_weights(weights, cache_dir=cache, precision="fp32")
-    expected = engine.predict(pre)
+    cache = copy_entries(compiled_cache, tiny_net.key, tmp_path_factory.mktemp("verified") / "cache")
+    expected = SamEngine.from_weights(tiny_net.weights, cache_dir=cache, precision="fp32").predict(pre)
     assert expected.max() > 0.01
-    return weights, cache, pre, expected
+    return tiny_net.weights, cache, pre, expected
 
 
 def _entries(cache: Path) -> dict[str, list[Path]]:
@@ -109,20 +109,22 @@ def test_a_flipped_byte_changes_no_result_and_warns_once(tiny, tmp_path, capfd, 
     assert not _warnings(capfd.readouterr().err)  # the next process finds it whole
 
 
-def test_a_flipped_byte_in_the_encoder_export(tmp_path, capfd):
+def test_a_flipped_byte_in_the_encoder_export(tiny_net, tmp_path, capfd):
     """The ONNX Runtime encoder export (``tinyvit-*.onnx``) is verified too."""
     pytest.importorskip("onnxruntime")
+    from infarctsam.runtime import export_cache
     from infarctsam.runtime.onnx_trunk import OnnxTrunk
 
-    torch.manual_seed(2)
-    model, _ = build_model(TINY, None)
-    trunk = model.sam.image_encoder.trunk
-    images = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
-    expected = OnnxTrunk(trunk, 64, cache_dir=tmp_path)(images)
-    target = next(tmp_path.glob("tinyvit-*.onnx"))
+    trunk = tiny_net.model.sam.image_encoder.trunk
+    images = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    expected = OnnxTrunk(trunk, 32, cache_dir=export_cache.DEFAULT_CACHE)(images)  # exported once for the run
+    name = f"tinyvit-{export_cache.weights_key(trunk, 32, False)}.onnx"
+    for suffix in ("", ".sha256"):  # a copy of it to damage
+        shutil.copy2(export_cache.DEFAULT_CACHE / (name + suffix), tmp_path / (name + suffix))
+    target = tmp_path / name
     _flip(target)
     capfd.readouterr()
-    np.testing.assert_array_equal(OnnxTrunk(trunk, 64, cache_dir=tmp_path)(images), expected)
+    np.testing.assert_array_equal(OnnxTrunk(trunk, 32, cache_dir=tmp_path)(images), expected)
     lines = _warnings(capfd.readouterr().err)
     assert len(lines) == 1 and target.name in lines[0]
     assert cache_entries.check_entry(target)[1] == "ok"
@@ -221,3 +223,36 @@ def test_cache_command_lists_and_prunes(tiny, tmp_path):
     assert len(_entries(copy)["blob"]) == len(_entries(cache)["blob"])  # current entries kept
     again = runner.invoke(app, ["cache", "--cache-dir", str(copy)])
     assert "0 prunable" in again.output
+
+
+def test_export_lock_makes_a_second_exporter_wait(tmp_path):
+    """Processes on a cold cache export a model once: a second holder of the same key waits (here: gives up after
+    its wait and goes on unlocked); without a usable cache folder there is no lock and no failure."""
+    import threading
+
+    from infarctsam.runtime.cache_listing import list_entries
+
+    seen = []
+
+    def second():
+        with cache_entries.export_lock(tmp_path, "k1", wait_s=0.5) as got:
+            seen.append(got)
+
+    with cache_entries.export_lock(tmp_path, "k1") as first:
+        assert first
+        worker = threading.Thread(target=second)
+        worker.start()
+        worker.join()
+        with cache_entries.export_lock(tmp_path, "k2", wait_s=0.5) as other:
+            assert other  # another model's lock is free
+    assert seen == [False]
+    with cache_entries.export_lock(tmp_path, "k1", wait_s=0.5) as again:
+        assert again  # released
+    with cache_entries.export_lock(None, "k1") as none:
+        assert not none
+    (tmp_path / "file").write_text("x")
+    with cache_entries.export_lock(tmp_path / "file", "k1", wait_s=0.1) as blocked:  # no folder can be made there
+        assert not blocked
+    assert (tmp_path / "locks" / "k1.lock").is_file()
+    listed = list_entries(tmp_path, 6)
+    assert [e.path.name for e in listed] == ["file"]  # a foreign file is listed, the locks are not entries

@@ -69,7 +69,7 @@ def free_port() -> int:
 
 
 def test_two_stage_run_end_to_end(tiny_run):
-    from infarctsam.engines.sam import SamEngine
+    from infarctsam.model.build import build_model
 
     run = tiny_run
     resolved = json.loads((run / "config.json").read_text(encoding="utf-8"))
@@ -86,8 +86,8 @@ def test_two_stage_run_end_to_end(tiny_run):
     card = json.loads((run / "tiny.json").read_text(encoding="utf-8"))
     assert card["architecture"] == "infarctsam-promptfree" and card["training"]["data"]["train_cases"] == {"synth": 1}
     assert set(card["training"]["seconds"]) == {"1", "2"} and card["metrics"]["selected_stage"] in (1, 2)
-    engine = SamEngine.from_weights(run / "tiny.safetensors")
-    assert engine.config.image_size == 32
+    model, info = build_model(None, run / "tiny.safetensors")  # what the engine loads: checksum, strict tensors
+    assert model.sam.config.image_size == 32 and info["sha256"] == card["tensors_sha256"]
 
 
 class _Stop(Exception):

@@ -71,7 +71,8 @@ class SamEngine(Engine):
                 from infarctsam.model.build import build_model
 
                 self._model, _ = build_model(None, self._weights_path)
-            sha = str(self.weights_info.get("sha256", ""))
+            # the network's compiled parts are named after its own tensors: a refitted fusion head reuses them
+            sha = str(self.weights_info.get("network_sha256") or self.weights_info.get("sha256", ""))
             options = PredictorOptions(device=self._device, runtime=runtime, precision=precision,
                                        onnx_cache=self._cache, cache_key=sha[:24] or None)
             try:
@@ -106,6 +107,7 @@ class SamEngine(Engine):
                 compiled = cls._from_compiled(path, precision, cache_dir)
                 if compiled is not None:
                     return compiled
+                return cls._export_once(path, precision, cache_dir)
             model, info = build_model(None, path)
             config = ModelConfig(**info["card"]["config"])
         else:
@@ -118,6 +120,26 @@ class SamEngine(Engine):
             config = ModelConfig(backbone="sam2.1_hiera_tiny", image_size=size)
             model, info = build_model(config, path)
         return cls(model, config, info, device=device, cache_dir=cache_dir, precision=precision)
+
+    @classmethod
+    def _export_once(cls, path: Path, precision: str, cache_dir: str | Path | None) -> SamEngine:
+        """The CPU engine of weights whose compiled parts are not in the cache: built and exported under the cache's
+        export lock, so that processes starting at once on a cold cache export them once (the others wait, then load
+        the first one's parts)."""
+        from infarctsam.model.build import build_model
+        from infarctsam.model.config import ModelConfig
+        from infarctsam.model.weights_format import read_card
+        from infarctsam.runtime.cache_entries import export_lock
+        from infarctsam.runtime.export_cache import resolve_cache
+
+        with export_lock(resolve_cache(cache_dir or "default"), read_card(path).tensors_sha256[:24]) as locked:
+            if locked:  # another process may have exported them while this one waited
+                compiled = cls._from_compiled(path, precision, cache_dir)
+                if compiled is not None:
+                    return compiled
+            model, info = build_model(None, path)
+            return cls(model, ModelConfig(**info["card"]["config"]), info, device="cpu", cache_dir=cache_dir,
+                       precision=precision)
 
     @classmethod
     def _from_compiled(cls, path: Path, precision: str, cache_dir: str | Path | None) -> SamEngine | None:
@@ -143,10 +165,11 @@ class SamEngine(Engine):
         from infarctsam.model.build import ARCHITECTURE
         from infarctsam.model.config import ModelConfig
         from infarctsam.model.fusion import TENSOR_KEYS, FusionHead
-        from infarctsam.model.weights_format import load_weights_numpy
+        from infarctsam.model.weights_format import load_weights_numpy, network_sha256
 
         state, card = load_weights_numpy(path)
-        key = f"v{GRAPHS_VERSION}-{card.tensors_sha256[:24]}"
+        network_key = network_sha256(state, card)
+        key = f"v{GRAPHS_VERSION}-{network_key[:24]}"
         if card.architecture != ARCHITECTURE or not cached_parts_present(cache, key):
             return None
         config = ModelConfig(**card.config)
@@ -160,7 +183,8 @@ class SamEngine(Engine):
             return None  # damaged cache: the network is built and the parts exported again
         parts = OpenVinoParts(cache, key, resolved, threads)
         parts.compile_in_background(PARTS)  # while the case is read and preprocessed
-        info: dict[str, Any] = {"name": card.name, "sha256": card.tensors_sha256, "card": card.model_dump()}
+        info: dict[str, Any] = {"name": card.name, "sha256": card.tensors_sha256, "network_sha256": network_key,
+                                "card": card.model_dump()}
         if all(k in state for k in TENSOR_KEYS):
             try:
                 info["fusion"] = FusionHead.from_tensors({k: state[k].astype("float64") for k in TENSOR_KEYS})
@@ -229,7 +253,7 @@ def export_pending(weights: str | Path | None, cache_dir: str | Path | None, dev
     """
     from infarctsam.engines.base import default_weights_path
     from infarctsam.errors import InfarctsamError
-    from infarctsam.model.weights_format import read_card
+    from infarctsam.model.weights_format import load_weights_numpy, network_sha256
     from infarctsam.runtime.export_cache import resolve_cache
     from infarctsam.runtime.openvino_parts import GRAPHS_VERSION, cached_parts_present, openvino_available
 
@@ -239,8 +263,8 @@ def export_pending(weights: str | Path | None, cache_dir: str | Path | None, dev
     if not openvino_available():
         return False
     try:
-        card = read_card(path)
+        state, card = load_weights_numpy(path)
     except (InfarctsamError, OSError, ValueError, RecursionError):  # loading the engine reports it in one line
         return False
-    key = f"v{GRAPHS_VERSION}-{card.tensors_sha256[:24]}"
+    key = f"v{GRAPHS_VERSION}-{network_sha256(state, card)[:24]}"
     return not cached_parts_present(resolve_cache(cache_dir or "default"), key)

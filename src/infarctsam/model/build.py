@@ -20,7 +20,6 @@ from infarctsam.errors import WeightsError
 from infarctsam.model.config import ModelConfig
 
 ARCHITECTURE = "infarctsam-promptfree"
-FUSION_PREFIX = "fusion."  # tensors of the physics fusion head (infarctsam.model.fusion), not of the network
 
 
 def sam2_config(config: ModelConfig) -> Any:
@@ -123,9 +122,13 @@ def build_model(config: ModelConfig | None = None, weights: str | Path | None = 
         The model in eval mode, and a description of the weights loaded (for model cards and outputs).
     """
     if weights is not None and str(weights).endswith(".safetensors"):
-        from infarctsam.model.weights_format import load_weights
+        import torch
 
-        state, card = load_weights(weights, to_float32=True)
+        from infarctsam.model.weights_format import FUSION_PREFIX, load_weights, network_sha256
+
+        state, card = load_weights(weights)
+        network_key = network_sha256(state, card)
+        state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
         if card.architecture != ARCHITECTURE:
             raise WeightsError(f"{Path(weights).name}: architecture {card.architecture!r} is not a prompt-free "
                                f"infarctsam model ({ARCHITECTURE!r})")
@@ -137,7 +140,8 @@ def build_model(config: ModelConfig | None = None, weights: str | Path | None = 
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise WeightsError(f"{Path(weights).name}: missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}")
-        info = {"name": card.name, "sha256": card.tensors_sha256, "card": card.model_dump()}
+        info = {"name": card.name, "sha256": card.tensors_sha256, "network_sha256": network_key,
+                "card": card.model_dump()}
         if fusion_state:
             from infarctsam.model.fusion import FusionHead
 

@@ -51,6 +51,7 @@ __all__ = [
     "card_path_for",
     "has_card",
     "load_weights",
+    "network_sha256",
     "read_card",
     "save_weights",
     "state_dict_sha256",
@@ -58,6 +59,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 CARD_METADATA_KEY = "infarctsam.model_card"
+FUSION_PREFIX = "fusion."  # tensors of the physics fusion head (infarctsam.model.fusion), not of the network
 _FP16_MAX = 65504.0
 
 
@@ -277,6 +279,23 @@ def has_card(path: str | Path) -> bool:
             return CARD_METADATA_KEY in (handle.metadata() or {})
     except Exception:  # corrupt or missing: let load_weights produce the error
         return True
+
+
+def network_sha256(state: Mapping[str, Any], card: ModelCard) -> str:
+    """SHA-256 of the network's tensors as stored, without those of a physics fusion head (``fusion.*``).
+
+    It names the network's compiled parts in the export cache, so that weights that differ only in their fusion head
+    (``infarctsam fit-fusion``) share them. Equal to ``card.tensors_sha256`` when the file holds no fusion head.
+
+    Parameters
+    ----------
+    state : mapping of str to tensor or array
+        The file's tensors, as stored (before any conversion to float32).
+    card : ModelCard
+        The file's card.
+    """
+    network = {k: v for k, v in state.items() if not k.startswith(FUSION_PREFIX)}
+    return card.tensors_sha256 if len(network) == len(state) else state_dict_sha256(network)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 SIDECAR = ".sha256"
+LOCKS = "locks"  # subfolder of the cache holding the export locks (empty files, never listed as entries)
+LOCK_WAIT_S = 900.0  # how long a process waits for another one exporting the same weights before exporting itself
 SIDECAR_WAIT_S = 2.0  # how long a reader waits for the sidecar of content another process has just linked
 _WARNED: set[str] = set()
 
@@ -146,3 +148,43 @@ def cached_bytes(path: Path | None, produce: Callable[[], bytes]) -> tuple[bytes
         warn_once(path, state)
     data = produce()
     return data, store_entry(path, data, replace=state != "missing")
+
+
+@contextlib.contextmanager
+def export_lock(cache: Path | None, key: str, wait_s: float = LOCK_WAIT_S):
+    """Hold the cache's export lock of ``key`` (``locks/KEY.lock``, an advisory ``flock``) while exporting.
+
+    Processes that start at once on a cold cache (a SLURM array) then export a model once: the others wait, then read
+    the first one's entries, instead of each exporting it (tens of seconds of CPU each). Where no lock can be taken (no
+    or a read-only cache, no ``fcntl``) or the wait exceeds ``wait_s``, the caller goes on without it: the entries are
+    written atomically either way, so a lock only saves work.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield False
+        return
+    handle = None
+    if cache is not None:
+        try:
+            (cache / LOCKS).mkdir(parents=True, exist_ok=True)
+            handle = open(cache / LOCKS / f"{key}.lock", "a+b")  # held for the whole block
+        except OSError:
+            handle = None
+    locked = False
+    try:
+        deadline = time.monotonic() + wait_s
+        while handle is not None and not locked:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        yield locked
+    finally:
+        if handle is not None:
+            if locked:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infarctsam.runtime.cache_entries import SIDECAR, check_entry
+from infarctsam.runtime.cache_entries import LOCKS, SIDECAR, check_entry
 
 _PART = r"ov-(?:encoder|single|step)-b\d+"
 _PATTERNS = (
@@ -93,6 +93,8 @@ def list_entries(cache: Path, graphs_version: int, blob_tag: str | None = None) 
 
 
 def _classify(path: Path, rel: str, names: set[str], graphs_version: int, blob_tag: str | None) -> CacheEntry | None:
+    if rel.startswith(f"{LOCKS}/") and rel.endswith(".lock"):
+        return None  # an export lock (cache_entries.export_lock), not an entry
     if path.name.startswith(".") and ".tmp" in path.name:
         try:
             age = time.time() - path.lstat().st_mtime

@@ -88,20 +88,42 @@ def encoder_features(model, images: np.ndarray, pre_neck: bool, batch: int = 8, 
     return np.concatenate(out)
 
 
-def _onnx_trunk(model, cfg: TrainConfig, pre_neck: bool):
-    """ONNX Runtime for the frozen trunk on CPU when available (same features, about twice as fast)."""
-    import torch
+class TrunkRuntime:
+    """The frozen trunk on ONNX Runtime on CPU where available (same features, about twice as fast), exported on first
+    use and shared by the splits of a run (an export takes seconds).
 
-    from infarctsam.runtime.onnx_trunk import OnnxTrunk, onnxruntime_available
+    Parameters
+    ----------
+    model : PromptFreeSam
+        Model whose trunk is exported.
+    cfg : TrainConfig
+        Run configuration.
+    pre_neck : bool
+        Export the trunk's features before the neck.
+    """
 
-    if cfg.model.is_sam2 or cfg.device != "cpu" or not onnxruntime_available():
-        return None
-    return OnnxTrunk(model.sam.image_encoder.trunk, cfg.model.image_size, pre_neck=pre_neck,
-                     threads=torch.get_num_threads(), cache_dir=None)
+    def __init__(self, model, cfg: TrainConfig, pre_neck: bool) -> None:
+        self.model, self.cfg, self.pre_neck = model, cfg, pre_neck
+        self._made = False
+        self._onnx = None
+
+    def get(self):
+        """The :class:`~infarctsam.runtime.onnx_trunk.OnnxTrunk`, or None where ONNX Runtime is not used."""
+        if not self._made:
+            self._made = True
+            import torch
+
+            from infarctsam.runtime.onnx_trunk import OnnxTrunk, onnxruntime_available
+
+            cfg = self.cfg
+            if not cfg.model.is_sam2 and cfg.device == "cpu" and onnxruntime_available():
+                self._onnx = OnnxTrunk(self.model.sam.image_encoder.trunk, cfg.model.image_size,
+                                       pre_neck=self.pre_neck, threads=torch.get_num_threads(), cache_dir=None)
+        return self._onnx
 
 
 def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, augment: bool, keep_all: bool,
-                loader: CaseLoader, progress: bool = True) -> SliceCache:
+                loader: CaseLoader, progress: bool = True, trunk: TrunkRuntime | None = None) -> SliceCache:
     """Build (or reuse) the cache of a split.
 
     Parameters
@@ -122,6 +144,8 @@ def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, au
         Case loader.
     progress : bool
         Show a progress bar.
+    trunk : TrunkRuntime, optional
+        The trunk's runtime, shared with the run's other splits (default: one for this split).
     """
     from tqdm import tqdm
 
@@ -134,7 +158,7 @@ def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, au
     jobs = [(spec, r) for spec in specs for r in range(cfg.data[spec.source].repeat if augment else 1)]
     parts, cases, start, skipped = [], [], 0, []
     pre_neck = cfg.stage1.train_neck
-    onnx = None
+    trunk = trunk if trunk is not None and trunk.pre_neck == pre_neck else TrunkRuntime(model, cfg, pre_neck)
     for k, (spec, r) in enumerate(tqdm(jobs, desc=f"caching {folder.name}", disable=not progress, unit="case")):
         done = tmp / f"case{k:05d}.npz"
         if not done.exists():
@@ -147,8 +171,7 @@ def build_cache(folder: Path, specs: list[CaseSpec], cfg: TrainConfig, model, au
             except InfarctsamError as exc:  # a broken case is reported and left out, not fatal
                 skipped.append({"case_id": spec.case_id, "error": str(exc)})
                 continue
-            onnx = onnx if onnx is not None else _onnx_trunk(model, cfg, pre_neck)
-            feats = encoder_features(model, sl.images, pre_neck, onnx=onnx)
+            feats = encoder_features(model, sl.images, pre_neck, onnx=trunk.get())
             with atomic_path(done) as path:
                 with path.open("wb") as fh:
                     np.savez(fh, images=sl.images, masks=sl.masks, feats=feats, z=sl.z)

@@ -104,8 +104,7 @@ def attach_fusion(weights: str | Path, head: Any, output: str | Path, about: dic
     """
     import torch
 
-    from infarctsam.model.build import FUSION_PREFIX
-    from infarctsam.model.weights_format import load_weights, save_weights
+    from infarctsam.model.weights_format import FUSION_PREFIX, load_weights, save_weights
     from infarctsam.train.export import portable_names
 
     state, card = load_weights(weights)

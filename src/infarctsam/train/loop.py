@@ -81,7 +81,7 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def prepare(self) -> None:
         """Collect and split cases, write the resolved config and manifest, build or open the caches."""
-        from infarctsam.train.cache import build_cache
+        from infarctsam.train.cache import TrunkRuntime, build_cache
         from infarctsam.train.data import CaseLoader, collect_cases, split_cases
 
         cfg = self.cfg
@@ -96,10 +96,11 @@ class Trainer:
             write_json(self.run_dir / "manifest.json", {
                 "train": [vars(s) for s in self.train_specs], "val": [vars(s) for s in self.val_specs]})
             loader = CaseLoader(cfg, cache_root)
+            trunk = TrunkRuntime(self.model, cfg, cfg.stage1.train_neck)  # exported once for both splits
             self.train_cache = build_cache(cache_root / "train", self.train_specs, cfg, self.model, True, False,
-                                           loader, self.progress)
+                                           loader, self.progress, trunk)
             self.val_cache = (build_cache(cache_root / "val", self.val_specs, cfg, self.model, False, True,
-                                          loader, self.progress) if self.val_specs else None)
+                                          loader, self.progress, trunk) if self.val_specs else None)
         dist.barrier()
         if not dist.is_main():
             from infarctsam.train.cache import SliceCache
