@@ -119,10 +119,12 @@ def test_resume_is_exact(tiny_run, tmp_path, monkeypatch):
         torch.testing.assert_close(resumed[key], straight[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
-def test_torchrun_ddp_two_processes_on_cpu(tmp_path):
-    """Rank 0 builds the slice cache while the other rank waits at the barrier, then both train."""
+def test_torchrun_ddp_two_processes_on_cpu(tiny_run, tmp_path):
+    """Rank 0 prepares the run (config, manifest, slice cache: here the finished cache of ``tiny_run``, whose data
+    configuration is the same) while the other rank waits at the barrier, then both train."""
     config = write_config(tmp_path, stage1={"steps": 2, "batch_size": 2, "warmup": 0},
                           stage2={"steps": 1, "batch_size": 1, "clip_length": 2, "warmup": 0})
+    reuse_cache(tiny_run, tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "infarctsam", "train", str(config), "--quiet"]
