@@ -200,7 +200,13 @@ def test_signal_to_a_batch_closes_its_records_and_leaves_inputs_alone(tmp_path, 
         statuses = [r["status"] for r in csv.DictReader(fh)]
     assert statuses == ["warnings"] * counts["warnings"] + ["pending"] * counts["pending"], statuses
     new = set(tree_digest(lab)) - set(before)
-    assert new == {"c0.json", "c0_mask.nii.gz", "infarctsam_run.jsonl", "infarctsam_summary.csv"}, new
+    records = {"infarctsam_run.jsonl", "infarctsam_summary.csv"}
+    # the first case's outputs: there when it was recorded; when the signal came between writing them and recording
+    # the case, they may be there too (each written whole: a rerun finds them), or not yet written
+    first = {"c0.json", "c0_mask.nii.gz"}
+    assert records <= new and new - records in ([first] if counts["warnings"] else [first, set()]), new
+    if "c0.json" in new:
+        assert "volume_ml" in json.loads((lab / "c0.json").read_text(encoding="utf-8"))  # written whole
 
 
 def test_temporary_files_of_a_killed_run_are_removed_by_the_rerun(tmp_path):
