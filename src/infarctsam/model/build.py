@@ -122,13 +122,11 @@ def build_model(config: ModelConfig | None = None, weights: str | Path | None = 
         The model in eval mode, and a description of the weights loaded (for model cards and outputs).
     """
     if weights is not None and str(weights).endswith(".safetensors"):
-        import torch
-
-        from infarctsam.model.weights_format import FUSION_PREFIX, load_weights, network_sha256
+        from infarctsam.model.weights_format import FUSION_PREFIX, as_float32, load_weights, network_sha256
 
         state, card = load_weights(weights)
-        network_key = network_sha256(state, card)
-        state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
+        network_key = network_sha256(state, card)  # of the tensors as stored
+        state = as_float32(state)
         if card.architecture != ARCHITECTURE:
             raise WeightsError(f"{Path(weights).name}: architecture {card.architecture!r} is not a prompt-free "
                                f"infarctsam model ({ARCHITECTURE!r})")

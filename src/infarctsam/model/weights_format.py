@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CARD_METADATA_KEY",
+    "as_float32",
     "FORMAT_VERSION",
     "ModelCard",
     "card_path_for",
@@ -327,7 +328,6 @@ def load_weights(
     WeightsError
         Missing, corrupt or card-less file, an invalid or mismatching card, or tensors failing the checksum.
     """
-    import torch
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -341,9 +341,14 @@ def load_weights(
             raise WeightsError(f"weights file {path} holds {len(state)} tensors, its card says {card.n_tensors}")
         if state_dict_sha256(state) != card.tensors_sha256:
             raise WeightsError(f"tensors of {path} fail their checksum (file altered or corrupt); obtain it again")
-    if to_float32:
-        state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
-    return state, card
+    return (as_float32(state) if to_float32 else state), card
+
+
+def as_float32(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with its float16 / bfloat16 tensors as float32 (the others as they are)."""
+    import torch
+
+    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
 
 
 def load_weights_numpy(path: str | Path) -> tuple[dict[str, Any], ModelCard]:
