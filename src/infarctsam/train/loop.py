@@ -175,7 +175,7 @@ class Trainer:
             self.state.stage_seconds[str(stage)] = time.perf_counter() - t0
             step = self.state.step
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", dice=f"{parts['dice']:.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", dice_loss=f"{parts['dice']:.3f}")
             if step % self.cfg.log_every == 0 or step == scfg.steps:
                 self._log(stage, step, loss.item(), parts, scheduler.get_last_lr()[0])
             if self.val_cache is not None and (step % self.cfg.val_every == 0 or step == scfg.steps):
