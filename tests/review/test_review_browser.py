@@ -1,8 +1,9 @@
 """The review page in a real browser: Debian's chromium driven by playwright (never a downloaded browser).
 
 Covered: the page loads with no console error, the table sorts (warnings first by default, then by a clicked
-column), a slice change changes the canvas pixels, the mask toggle changes them too, and a decision is stored in
-localStorage (surviving a reload) and exported as a CSV that :func:`read_decisions` reads back.
+column), a slice change changes the canvas pixels, the mask toggle changes them too, a case being loaded is never
+shown as the previous one, and a decision is stored in localStorage (surviving a reload) and exported as a CSV that
+:func:`read_decisions` reads back.
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ def _pixels(pg) -> str:
 
 
 def _open(pg, case: str) -> None:
+    """Open a case and wait until its own images are drawn (not the previous case's: a reload while its slice script
+    is still loading would abort that request)."""
     pg.click(f"#cohort tbody tr[data-case='{case}']")
-    pg.wait_for_function("() => document.getElementById('slice-label').textContent.startsWith('slice')")
+    pg.wait_for_function("c => document.getElementById('viewer').dataset.shown === c", arg=case)
+    assert pg.text_content("#slice-label").startswith("slice")
 
 
 def test_loads_without_console_errors_and_sorts(page):
@@ -99,6 +103,21 @@ def _centre(pg, selector: str) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
+def test_switching_case_never_shows_the_previous_case_as_loaded(page):
+    _open(page, "bravo")
+    # the click and the read in one synchronous script: the new case's slice script cannot have arrived in between
+    shown, label = page.evaluate("""() => {
+        document.querySelector("#cohort tbody tr[data-case='alpha']").click();
+        return [document.getElementById('viewer').dataset.shown || null,
+                document.getElementById('slice-label').textContent];
+    }""")
+    assert shown is None and label == "loading alpha\u2026"
+    page.wait_for_function("() => document.getElementById('viewer').dataset.shown === 'alpha'")
+    assert page.text_content("#slice-label").startswith("slice")
+    _open(page, "bravo")  # cached: drawn at once, no loading label
+    assert page.problems == []
+
+
 def test_decision_is_stored_and_exported(page, tmp_path):
     _open(page, "bravo")
     page.fill("#note", "posterior edge missed, \"recheck\"")
@@ -140,7 +159,8 @@ def test_hostile_names_and_warnings_are_shown_as_text_and_never_run(browser, hos
         assert text in table, text  # shown literally
     row.hover()
     row.click()
-    pg.wait_for_function("() => document.getElementById('slice-label').textContent.startsWith('slice')")
+    pg.wait_for_function("c => document.getElementById('viewer').dataset.shown === c", arg=HOSTILE_CASE)
+    assert pg.text_content("#slice-label").startswith("slice")
     assert pg.text_content("#case-title").startswith(HOSTILE_CASE)
     shown = pg.eval_on_selector_all("#case-warnings li", "li => li.map(x => x.textContent)")
     assert shown[: len(HOSTILE_WARNINGS)] == HOSTILE_WARNINGS

@@ -187,15 +187,19 @@
     if (row.qc) { $("qc-link").href = row.qc; }
     showDecision();
     renderTable();
-    if (!row.data) { $("images").hidden = true; $("slice-row").hidden = true; return; }
+    /* viewer's data-shown names the case whose images are drawn; while another loads, the label says so */
+    delete $("viewer").dataset.shown;
+    if (!row.data) { $("images").hidden = true; $("slice-row").hidden = true; $("viewer").dataset.shown = row.case; return; }
     $("images").hidden = false;
     $("slice-row").hidden = false;
+    if (!state.cache[row.id]) { $("slice-label").textContent = "loading " + row.case + "\u2026"; }
     loadCase(row).then(function (data) {
       if (state.current !== row) { return; }
       state.slice = data.start;
       $("slice").max = String(data.shape[0] - 1);
       $("adc-pane").hidden = !data.adc || !$("show-adc").checked;
       draw();
+      $("viewer").dataset.shown = row.case;
     }).catch(function (e) { $("case-title").textContent = row.case + ": " + e.message; });
   }
   function currentData() { return state.current ? state.cache[state.current.id] : null; }
