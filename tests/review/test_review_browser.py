@@ -56,6 +56,11 @@ def _open(pg, case: str) -> None:
     """Open a case and wait until its own images are drawn (not the previous case's: a reload while its slice script
     is still loading would abort that request)."""
     pg.click(f"#cohort tbody tr[data-case='{case}']")
+    _wait_shown(pg, case)
+
+
+def _wait_shown(pg, case: str) -> None:
+    """Wait until the viewer has drawn ``case``'s own images."""
     pg.wait_for_function("c => document.getElementById('viewer').dataset.shown === c", arg=case)
     assert pg.text_content("#slice-label").startswith("slice")
 
@@ -112,8 +117,7 @@ def test_switching_case_never_shows_the_previous_case_as_loaded(page):
                 document.getElementById('slice-label').textContent];
     }""")
     assert shown is None and label == "loading alpha\u2026"
-    page.wait_for_function("() => document.getElementById('viewer').dataset.shown === 'alpha'")
-    assert page.text_content("#slice-label").startswith("slice")
+    _wait_shown(page, "alpha")
     _open(page, "bravo")  # cached: drawn at once, no loading label
     assert page.problems == []
 
@@ -159,8 +163,7 @@ def test_hostile_names_and_warnings_are_shown_as_text_and_never_run(browser, hos
         assert text in table, text  # shown literally
     row.hover()
     row.click()
-    pg.wait_for_function("c => document.getElementById('viewer').dataset.shown === c", arg=HOSTILE_CASE)
-    assert pg.text_content("#slice-label").startswith("slice")
+    _wait_shown(pg, HOSTILE_CASE)
     assert pg.text_content("#case-title").startswith(HOSTILE_CASE)
     shown = pg.eval_on_selector_all("#case-warnings li", "li => li.map(x => x.textContent)")
     assert shown[: len(HOSTILE_WARNINGS)] == HOSTILE_WARNINGS

@@ -189,7 +189,9 @@
     renderTable();
     /* viewer's data-shown names the case whose images are drawn; while another loads, the label says so */
     delete $("viewer").dataset.shown;
-    if (!row.data) { $("images").hidden = true; $("slice-row").hidden = true; $("viewer").dataset.shown = row.case; return; }
+    if (!row.data) {
+      $("images").hidden = true; $("slice-row").hidden = true; $("viewer").dataset.shown = row.case; return;
+    }
     $("images").hidden = false;
     $("slice-row").hidden = false;
     if (!state.cache[row.id]) { $("slice-label").textContent = "loading " + row.case + "\u2026"; }
