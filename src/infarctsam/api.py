@@ -149,7 +149,8 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
             device: str = "cpu", input_sha256: Mapping[str, str] | None = None,
             provenance: Mapping[str, Any] | None = None, dicom_reference: str | Path | None = None,
             cache_dir: str | Path | None = None, progress: Callable[[str, int, int], None] | None = None,
-            precision: str = "auto", location: bool = True, allow_mismatched_adc: bool = False) -> CaseResult:
+            precision: str = "auto", location: bool = True, allow_mismatched_adc: bool = False,
+            allow_unusual_images: bool = False, b0: str | Path | None = None) -> CaseResult:
     """Segment one DWI and write its outputs (inputs checked before the model runs, outputs written last).
 
     Parameters
@@ -193,8 +194,11 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
         0.0102 / 0.024 of fp32 on the checked cases).
     location : bool
         Map the DWI to MNI and report the lesion's arterial territories (``location``, ``_location.png``).
-    allow_mismatched_adc : bool
-        Warn instead of refusing an ADC that does not match the DWI's anatomy (``preprocess.consistency``).
+    allow_mismatched_adc, allow_unusual_images : bool
+        Warn instead of refusing an ADC that does not match the DWI's anatomy (``preprocess.consistency``), or a DWI
+        with bright fluid (a b0, T2 or ADC image) or an ADC with dark fluid (``preprocess.image_kind``).
+    b0 : str or Path, optional
+        b0 image of the same series: without ``adc``, the ADC is ``ln(S0 / S_b) / b`` (a 4D DWI's b0 volumes too).
 
     Returns
     -------
@@ -202,7 +206,8 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
     """
     prepared = read_case(dwi, output, adc=adc, reference=reference, bval=bval, bids=bids, case_id=case_id,
                          weights=None if isinstance(engine, Engine) else weights, input_sha256=input_sha256,
-                         allow_mismatched_adc=allow_mismatched_adc, progress=progress)
+                         allow_mismatched_adc=allow_mismatched_adc, allow_unusual_images=allow_unusual_images,
+                         b0=b0, progress=progress)
     engine = _engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision,
                      say=progress or _silent)
     prob = predict_case(engine, prepared, progress)
@@ -230,6 +235,8 @@ class CaseInputs:
         The reference lesion mask (uint8, on the DWI grid), when given.
     reference_name : str
         The reference mask's file name ("" when none).
+    b0_path : Path or None
+        The b0 image the ADC was computed from (``--b0``), when it was.
     """
 
     dwi_path: Path
@@ -239,6 +246,17 @@ class CaseInputs:
     adc: Any = None
     reference: np.ndarray | None = None
     reference_name: str = ""
+    b0_path: Path | None = None
+
+    @property
+    def adc_name(self) -> str | None:
+        """How messages name the ADC: its file, or what it was computed from; None without an ADC."""
+        if self.adc_path is not None:
+            return self.adc_path.name
+        if self.adc is not None:
+            return "the ADC computed from " + (f"--b0 {self.b0_path.name}" if self.b0_path is not None
+                                               else "the DWI's b0 volume")
+        return None
 
 
 @dataclass
@@ -294,6 +312,9 @@ class PreparedCase:
         How well the ADC matches the DWI, and the input-consistency warnings.
     reference, bids, known_sha256, t0
         The reference mask's path, BIDS naming, already computed input sha256 and when the case was started.
+    busy_s : float
+        Seconds spent on this case's own steps so far (reading, the model): a batch pipeline runs other cases'
+        steps in between, and that waiting is not this case's time.
     """
 
     case: str
@@ -307,15 +328,18 @@ class PreparedCase:
     bids: bool
     known_sha256: dict[str, str]
     t0: float
+    busy_s: float = 0.0
 
 
 def read_inputs(dwi: str | Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
-                bval: str | Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> CaseInputs:
-    """Read a case's DWI, its ADC and reference mask (step 1 of :func:`segment`).
+                bval: str | Path | None = None, b0: str | Path | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> CaseInputs:
+    """Read a case's DWI, its ADC and reference mask (step 1 of :func:`segment`). Without an ADC, one is computed
+    from a b0 image (``b0``, or the b0 volumes of a 4D DWI): ``ADC = ln(S0 / S_b) / b``.
 
     Parameters
     ----------
-    dwi, adc, reference, bval
+    dwi, adc, reference, bval, b0
         As for :func:`segment`.
     progress : callable, optional
         Told ``(stage, 0, 0)`` before reading.
@@ -329,15 +353,24 @@ def read_inputs(dwi: str | Path, *, adc: str | Path | None = None, reference: st
     InputError
         An image cannot be read or does not fit the DWI.
     """
-    from infarctsam.io.dwi import load_adc, load_dwi
+    from infarctsam.io.dwi import adc_from_b0, load_adc, load_b0, load_dwi
 
     dwi_path = Path(dwi)
-    (progress or _silent)(f"reading {dwi_path.name}" + (" and the ADC" if adc is not None else ""), 0, 0)
+    if adc is not None and b0 is not None:
+        raise InputError("--adc and --b0 were both given: pass the ADC, or the b0 to compute one from, not both")
+    (progress or _silent)(f"reading {dwi_path.name}" + (" and the ADC" if adc is not None else "")
+                          + (" and the b0" if b0 is not None else ""), 0, 0)
     dwi_vol, dwi_info = load_dwi(dwi_path, bval=bval)
     adc_vol = load_adc(adc, dwi_vol) if adc is not None else None
+    if b0 is not None:
+        adc_vol = adc_from_b0(load_b0(b0, dwi_vol), dwi_vol, dwi_info.b_value, f"--b0 {Path(b0).name}")
+    elif adc_vol is None and "b0" in dwi_vol.meta:
+        vols = ", ".join(str(i + 1) for i in dwi_vol.meta["b0_volumes"])
+        adc_vol = adc_from_b0(dwi_vol.meta["b0"], dwi_vol, dwi_info.b_value,
+                              f"the b0 volume(s) {vols} of {dwi_path.name}")
     ref = load_reference(reference, dwi_vol) if reference is not None else None
     return CaseInputs(dwi_path, dwi_vol, dwi_info, None if adc is None else Path(adc), adc_vol, ref,
-                      "" if reference is None else Path(reference).name)
+                      "" if reference is None else Path(reference).name, None if b0 is None else Path(b0))
 
 
 def _engine(engine: str | Engine, *, weights: str | Path | None, device: str, cache_dir: str | Path | None,
@@ -355,6 +388,7 @@ def read_case(
     dwi: str | Path, output: str | Path, *, adc: str | Path | None = None, reference: str | Path | None = None,
     bval: str | Path | None = None, bids: bool = False, case_id: str | None = None, weights: str | Path | None = None,
     input_sha256: Mapping[str, str] | None = None, allow_mismatched_adc: bool = False,
+    allow_unusual_images: bool = False, b0: str | Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> PreparedCase:
     """Check a case's inputs and outputs, read and preprocess its images, check the ADC fits (steps 1 and 2 of
@@ -362,7 +396,9 @@ def read_case(
 
     Parameters
     ----------
-    dwi, output, adc, reference, bval, bids, case_id, input_sha256, allow_mismatched_adc, progress
+    dwi, output, adc, reference, bval, bids, case_id, input_sha256, allow_mismatched_adc, allow_unusual_images, b0
+        As for :func:`segment`.
+    progress
         As for :func:`segment`.
     weights : str or Path, optional
         Only checked as an input file (it must not be replaced by an output).
@@ -378,24 +414,39 @@ def read_case(
     """
     from infarctsam.preprocess import preprocess
     from infarctsam.preprocess.consistency import input_consistency
+    from infarctsam.preprocess.image_kind import check_image_kinds, check_not_a_mask
 
     t0, say = time.perf_counter(), progress or _silent
     case, paths = check_case_io(Path(dwi), Path(output), adc=adc, reference=reference, bval=bval, weights=weights,
                                 case_id=case_id, bids=bids)
-    inputs = read_inputs(dwi, adc=adc, reference=reference, bval=bval, progress=say)
+    inputs = read_inputs(dwi, adc=adc, reference=reference, bval=bval, b0=b0, progress=say)
+    adc_name = inputs.adc_name
+    check_not_a_mask(inputs.dwi.data, "DWI", inputs.dwi_path.name)
+    if inputs.adc_path is not None:
+        check_not_a_mask(inputs.adc.data, "ADC", f"--adc {inputs.adc_path.name}")
     say("brain mask and intensity normalisation", 0, 0)
     pre = preprocess(inputs.dwi, inputs.adc)
-    fit, fit_warnings = input_consistency(pre, None if inputs.adc_path is None else inputs.adc_path.name,
-                                          inputs.reference, inputs.reference_name, allow_mismatched_adc)
+    kinds, kind_warnings = check_image_kinds(pre.dwi, pre.adc, pre.brain, inputs.dwi_path.name, adc_name,
+                                             allow=allow_unusual_images)
+    fit, fit_warnings = input_consistency(pre, adc_name, inputs.reference, inputs.reference_name,
+                                          allow_mismatched_adc)
+    fit = {**fit, "dwi_bright_csf": round(kinds.dwi_bright_csf, 4)}  # the DWI's figure goes to inputs.dwi
+    if kinds.adc_bright_csf is not None:
+        fit["bright_csf_fraction"] = round(kinds.adc_bright_csf, 4)
+    fit_warnings = [*kind_warnings, *fit_warnings]
     return PreparedCase(case, paths, Path(output), inputs, pre, fit, fit_warnings, reference, bids,
-                        dict(input_sha256 or {}), t0)
+                        dict(input_sha256 or {}), t0, busy_s=time.perf_counter() - t0)
 
 
 def predict_case(engine: Engine, prepared: PreparedCase,
                  progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
     """The engine's lesion probability of a prepared case on its canonical grid (step 3 of :func:`segment`)."""
     (progress or _silent)(f"segmenting (engine {engine.info.name})", 0, 0)
-    return engine.predict(prepared.pre, progress=progress)
+    t0 = time.perf_counter()
+    try:
+        return engine.predict(prepared.pre, progress=progress)
+    finally:
+        prepared.busy_s += time.perf_counter() - t0
 
 
 def post_process(engine: Engine, prepared: PreparedCase, prob: np.ndarray,
@@ -443,12 +494,14 @@ def finish_case(
     CaseResult
     """
     say, case, paths = progress or _silent, prepared.case, prepared.paths
+    t_finish = time.perf_counter()
     seg = post_process(engine, prepared, prob, say)
     loc = _location(case, seg, paths, enabled=location, picture=qc, say=say)
     summary = case_summary(case, prepared.inputs, seg, prepared.known_sha256, provenance, prepared.reference,
                            loc.report)
     qc_png = _qc_picture(case, prepared.inputs, seg, summary["warnings"], say, loc.line) if qc else None
-    summary["elapsed_s"] = round(time.perf_counter() - prepared.t0, 3)
+    # the case's own time: its reading, model and output steps, not the time it waited in a batch pipeline
+    summary["elapsed_s"] = round(prepared.busy_s + time.perf_counter() - t_finish, 3)
     files = _write_outputs(paths, prepared.output, prepared.inputs, seg, summary, qc_png,
                            save_probability=save_probability, dicom_reference=dicom_reference, bids=prepared.bids,
                            say=say, extra=loc.files)
@@ -484,6 +537,21 @@ def _mirror_pairs(engine: Engine, mask_c: np.ndarray, pre: Any) -> tuple[np.ndar
                     "probability map (--save-probability) still shows them"]
 
 
+def _adc_entry(inputs: CaseInputs, known_sha256: Mapping[str, str], fit: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON's ``inputs.adc``: the ADC file, or how the ADC was computed (``source``), with its checks."""
+    adc_vol, adc = inputs.adc, inputs.adc_path
+    if adc_vol is None:
+        return None
+    checks = {k: v for k, v in fit.items() if k != "dwi_bright_csf"}
+    if adc is None:  # computed from a b0
+        b0 = inputs.b0_path
+        return {"path": None, "source": adc_vol.meta.get("adc_source"),
+                "b0": None if b0 is None else {"path": str(b0), "sha256": known_sha256.get("b0") or file_sha256(b0)},
+                "unit_detected": adc_vol.meta["adc_unit"], "resampled_to_dwi": False, **checks}
+    return {"path": str(adc), "sha256": known_sha256.get("adc") or file_sha256(adc), "source": "file",
+            "unit_detected": adc_vol.meta["adc_unit"], "resampled_to_dwi": adc_vol.meta["adc_resampled"], **checks}
+
+
 def case_summary(case: str, inputs: CaseInputs, seg: Segmentation, known_sha256: Mapping[str, str],
                  provenance: Mapping[str, Any] | None = None, reference: str | Path | None = None,
                  location: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -512,7 +580,6 @@ def case_summary(case: str, inputs: CaseInputs, seg: Segmentation, known_sha256:
         The summary, without ``elapsed_s`` and ``dicom`` (added when the case is written).
     """
     info, dwi_vol, adc_vol, dwi_info = seg.engine.info, inputs.dwi, inputs.adc, inputs.dwi_info
-    adc = inputs.adc_path
     summary: dict[str, Any] = {
         "case": case,
         "volume_ml": round(seg.stats.volume_ml, 4),
@@ -524,10 +591,9 @@ def case_summary(case: str, inputs: CaseInputs, seg: Segmentation, known_sha256:
             "dwi": {"path": str(inputs.dwi_path), "sha256": known_sha256.get("dwi") or file_sha256(inputs.dwi_path),
                     "used": dwi_info.describe(), "volume_indices_used": list(dwi_info.used_volumes),
                     "b_value": dwi_info.b_value, "shape": list(dwi_vol.shape),
-                    "spacing_mm": [round(s, 4) for s in dwi_vol.spacing]},
-            "adc": None if adc is None else {"path": str(adc), "sha256": known_sha256.get("adc") or file_sha256(adc),
-                                             "unit_detected": adc_vol.meta["adc_unit"],
-                                             "resampled_to_dwi": adc_vol.meta["adc_resampled"], **seg.adc_fit},
+                    "spacing_mm": [round(s, 4) for s in dwi_vol.spacing],
+                    "bright_csf_fraction": seg.adc_fit.get("dwi_bright_csf")},
+            "adc": _adc_entry(inputs, known_sha256, seg.adc_fit),
         },
         "model_inputs": "DWI + ADC" if adc_vol is not None and seg.engine.uses_adc else "DWI",
         "brain_volume_ml": round(float(seg.pre.brain.sum() * seg.pre.voxel_ml), 2),

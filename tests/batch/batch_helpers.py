@@ -111,3 +111,18 @@ def make_blocking_engine(marker_dir: str):
 
     dwi_module.load_dwi = blocking_load_dwi
     return ThresholdEngine()
+
+
+def make_sleeping_engine(seconds: float):
+    """Threshold engine whose model step takes ``seconds`` longer (a slow model, to tell each case's own time from
+    the run's)."""
+    import time
+
+    from infarctsam.engines.threshold import ThresholdEngine
+
+    class SleepingEngine(ThresholdEngine):
+        def predict(self, case, progress=None):
+            time.sleep(seconds)
+            return super().predict(case, progress)
+
+    return SleepingEngine()

@@ -98,6 +98,10 @@ def test_interrupted_run_closes_its_records(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_batch(root, out, engine="threshold", qc=False, on_record=interrupt)
     with (out / "infarctsam_summary.csv").open(newline="", encoding="utf-8") as fh:
-        assert [r["status"] for r in csv.DictReader(fh)] == ["warnings", "pending", "pending"]
+        rows = list(csv.DictReader(fh))
+    # the first case is done; a later one is done exactly when the writer finished its JSON before the interrupt
+    assert rows[0]["status"] == "warnings"
+    assert [r["status"] != "pending" for r in rows] == [(out / f"{r['case']}.json").exists() for r in rows]
+    pending = sum(r["status"] == "pending" for r in rows)
     end = json.loads((out / "infarctsam_run.jsonl").read_text(encoding="utf-8").splitlines()[-1])
-    assert end["event"] == "run_end" and end["status"] == "interrupted" and end["counts"]["pending"] == 2
+    assert end["event"] == "run_end" and end["status"] == "interrupted" and end["counts"]["pending"] == pending >= 1

@@ -165,13 +165,11 @@ def test_api_writes_nothing_and_flipped_grid_volumes(tmp_path: Path) -> None:
         evaluate(tmp_path / "g", [])
 
 
-@pytest.mark.shared
 def test_real_isles22_case_against_a_dilated_prediction_in_segment_layout(tmp_path: Path) -> None:
-    from evalfixtures import SHARED
+    """The real ISLES'22 case that ships in examples/ (so this runs on every machine, without ../shared)."""
+    from synthetic_cases import EXAMPLE
 
-    case_dir = SHARED / "data" / "isles22-sub-strokecase0009"
-    if not case_dir.is_dir():
-        pytest.skip(f"needs the shared ISLES'22 case ({case_dir})")
+    case_dir = EXAMPLE
     import nibabel as nib
     from scipy import ndimage
 

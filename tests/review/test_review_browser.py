@@ -177,3 +177,58 @@ def test_hostile_names_and_warnings_are_shown_as_text_and_never_run(browser, hos
     assert pg.evaluate("() => document.querySelectorAll('svg, iframe, #cohort b, img[src=\"x\"]').length") == 0
     assert problems == []
     context.close()
+
+
+@pytest.fixture(scope="module")
+def crowded_page(batch_out, tmp_path_factory):
+    """A review page of 20 cases, each with two long warnings and a long weights name (as real batches have)."""
+    import json
+
+    from infarctsam.review.page import build_review
+
+    out = tmp_path_factory.mktemp("crowded") / "out"
+    out.mkdir()
+    src = json.loads((batch_out / "alpha.json").read_text(encoding="utf-8"))
+    for i in range(20):
+        name = f"case{i:02d}"
+        obj = json.loads(json.dumps(src))
+        obj["case"] = name
+        obj["outputs"] = {}
+        for key, file in src["outputs"].items():
+            shutil.copy(batch_out / file, out / file.replace("alpha", name))
+            obj["outputs"][key] = file.replace("alpha", name)
+        obj["warnings"] = ["bright voxels at the skull base on both sides: susceptibility artefact? " * 3,
+                           "lesion volume implausible for the brain volume"]
+        obj["weights"] = "infarctsam-default (sha256 " + "0123456789abcdef" * 4 + ")"
+        (out / f"{name}.json").write_text(json.dumps(obj), encoding="utf-8")
+    html = out.parent / "review.html"
+    build_review([out], html, title="crowded cohort")
+    return html
+
+
+def test_a_screen_at_1400_px_holds_many_cases_and_no_column_is_cut(browser, crowded_page):
+    """At 1,400 x 900 px, rows with long warnings stay one line high (the whole text is in the tooltip and the
+    viewer), so at least 12 cases show at once, and the table fits its pane: no column is cut off."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    try:
+        pg.goto(crowded_page.as_uri())
+        pg.wait_for_selector("#cohort tbody tr")
+        visible = pg.evaluate("""() => { const pane = document.getElementById('table-pane').getBoundingClientRect();
+            return Array.from(document.querySelectorAll('#cohort tbody tr')).filter(r => {
+              const b = r.getBoundingClientRect(); return b.top >= pane.top && b.bottom <= pane.bottom; }).length; }""")
+        assert visible >= 12, visible
+        overflow = pg.evaluate("() => { const p = document.getElementById('table-pane');"
+                               " return p.scrollWidth - p.clientWidth; }")
+        assert overflow <= 0, f"the table is {overflow} px wider than its pane"
+        warn = pg.get_attribute("#cohort tbody tr td.warn", "title")
+        assert warn.startswith("2: bright voxels") and warn.endswith("brain volume")  # the whole text, on hover
+    finally:
+        context.close()
+
+
+def test_a_toggle_is_offered_only_for_what_the_case_has(page):
+    """The phantom cases have an ADC and no reference: the ADC toggle shows, the reference toggle does not (a
+    DWI-only case showed both, ticked)."""
+    _open(page, "alpha")
+    assert page.is_hidden("#show-ref") and page.is_visible("#show-adc")

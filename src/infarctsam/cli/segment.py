@@ -9,7 +9,7 @@ import typer
 
 from infarctsam.cli.common import PlainCommand, echo_err, fail, naming_options, run
 
-_SINGLE_ONLY = ("--adc", "--reference", "--bval", "--case-id", "--dicom-reference")
+_SINGLE_ONLY = ("--adc", "--reference", "--bval", "--case-id", "--dicom-reference", "--b0")
 STRICT_EXIT = 3
 
 
@@ -27,6 +27,9 @@ def segment(
     reference: Path | None = typer.Option(None, "--reference", "-r", metavar="FILE", help="Reference lesion mask: "
                                           "adds Dice to the JSON and TP/FP/FN outlines to the QC picture."),
     bval: Path | None = typer.Option(None, "--bval", metavar="FILE", help="b-values of a 4D DWI without sidecar."),
+    b0: Path | None = typer.Option(None, "--b0", metavar="FILE", help="b0 image of the same series, when there is "
+                                   "no ADC map: the ADC is computed as ln(S0/S_b)/b (a 4D DWI's own b0 volumes are "
+                                   "used the same way)."),
     bids: bool = typer.Option(False, "--bids", help="BIDS-derivatives output naming."),
     save_probability: bool = typer.Option(False, "--save-probability", help="Also write the probability map."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write the QC picture (PNG)."),
@@ -56,6 +59,9 @@ def segment(
     allow_mismatched_adc: bool = typer.Option(False, "--allow-mismatched-adc", help="Use an ADC that does not match "
                                               "the DWI's anatomy (another patient, shifted) with a warning instead "
                                               "of refusing the case."),
+    allow_unusual_images: bool = typer.Option(False, "--allow-unusual-images", help="Use a DWI that looks like a "
+                                              "b0, T2 or ADC image (bright fluid), or an ADC that looks like a DWI, "
+                                              "with a warning instead of refusing the case."),
     dicom_reference: Path | None = typer.Option(None, "--dicom-reference", metavar="SERIES", help="DICOM series the "
                                                 "DWI was converted from: also write a DICOM SEG + SR referencing it "
                                                 "(written anyway for a DICOM DWI)."),
@@ -72,8 +78,8 @@ def segment(
         _batch(dwi, output, engine=engine, weights=weights, device=device, bids=bids,
                save_probability=save_probability, qc=qc, location=location, shard=shard, scheduler=scheduler,
                force=force, quiet=quiet, cache_dir=cache_dir, precision=precision, strict=strict,
-               allow_mismatched_adc=allow_mismatched_adc,
-               single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id, dicom_reference), strict=True)))
+               allow_mismatched_adc=allow_mismatched_adc, allow_unusual_images=allow_unusual_images,
+               single=dict(zip(_SINGLE_ONLY, (adc, reference, bval, case_id, dicom_reference, b0), strict=True)))
         return
     for name, value in (("--shard", shard), ("--scheduler", scheduler)):
         if value is not None:
@@ -85,14 +91,14 @@ def segment(
     from infarctsam.api import segment as api_segment
 
     named = {"--adc": adc, "--reference": reference, "--bval": bval, "--weights": weights,
-             "--dicom-reference": dicom_reference}
+             "--dicom-reference": dicom_reference, "--b0": b0}
     result = run(
         naming_options(api_segment, named, argument=dwi),
         dwi, output, adc=adc, engine=engine, weights=weights, reference=reference, bval=bval,
         bids=bids, save_probability=save_probability, qc=qc, case_id=case_id, device=device, cache_dir=cache_dir,
         progress=_announcing(progress, _first_export_notice(engine, weights, cache_dir, device, quiet)),
         dicom_reference=dicom_reference, precision=precision, location=location,
-        allow_mismatched_adc=allow_mismatched_adc,
+        allow_mismatched_adc=allow_mismatched_adc, allow_unusual_images=allow_unusual_images, b0=b0,
     )
     progress.finish()
     warnings = result.summary.get("warnings", [])
@@ -165,7 +171,7 @@ def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, devic
            save_probability: bool, qc: bool, location: bool, shard: str | None, scheduler: str | None, force: bool,
            quiet: bool,
            cache_dir: Path | None, precision: str, strict: bool, allow_mismatched_adc: bool,
-           single: dict[str, object]) -> None:
+           allow_unusual_images: bool, single: dict[str, object]) -> None:
     from infarctsam.scale.cases import parse_shard
     from infarctsam.scale.records import format_table
     from infarctsam.scale.runner import run_batch
@@ -180,7 +186,7 @@ def _batch(root: Path, output: Path, *, engine: str, weights: Path | None, devic
                  save_probability=save_probability, qc=qc, location=location, shard=shard_ix, scheduler=scheduler,
                  force=force,
                  progress=not quiet, cache_dir=cache_dir, precision=precision,
-                 allow_mismatched_adc=allow_mismatched_adc)
+                 allow_mismatched_adc=allow_mismatched_adc, allow_unusual_images=allow_unusual_images)
     if not quiet:
         typer.echo(format_table(report.records))
     c = report.counts

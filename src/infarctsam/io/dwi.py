@@ -24,6 +24,7 @@ from infarctsam.io.safety import read_json_limited, read_text_limited
 from infarctsam.io.volume import Volume, read_volume, strip_image_suffix
 
 TARGET_B = 1000.0
+MAX_B0 = 50.0  # volumes at or below this b-value are b0 images
 MIN_DIFFUSION_B = 400.0  # below this a volume is not diffusion-weighted enough to show an infarct
 MAX_B = 10000.0
 ADC_UNITS = {"m2/s": 1e12, "mm2/s": 1e6, "1e-3 mm2/s": 1e3, "1e-5 mm2/s": 10.0, "1e-6 mm2/s": 1.0}
@@ -160,9 +161,73 @@ def load_dwi(path: str | Path, bval: str | Path | None = None) -> tuple[Volume, 
         trace[np.all(sel <= 0, axis=-1)] = 0.0
         info = DwiInfo(b_value=best, n_volumes=n, used_volumes=idx, b_source=source)
         out = vol.with_data(trace.astype(np.float32))
+        b0 = np.flatnonzero(bvals <= MAX_B0)
+        if b0.size:  # the b0 volume(s) of the same series: an ADC can be computed from them
+            out.meta["b0"] = np.asarray(data[..., list(b0)], dtype=np.float32).mean(axis=-1)
+            out.meta["b0_volumes"] = tuple(int(i) for i in b0)
     check_intensities(out.data, path.name, "DWI")
     out.meta.update({"dwi": info.describe(), "b_value": info.b_value})
     return out, info
+
+
+def adc_from_b0(b0: np.ndarray, dwi: Volume, b_value: float | None, source: str) -> Volume:
+    """The ADC of a mono-exponential decay between a b0 image and the DWI: ``ADC = ln(S0 / S_b) / b``.
+
+    Parameters
+    ----------
+    b0 : numpy.ndarray
+        The b0 image on the DWI's grid.
+    dwi : Volume
+        The diffusion-weighted image (its b-value ``b_value``).
+    b_value : float or None
+        The DWI's b-value in s/mm^2; None (not recorded) assumes :data:`TARGET_B`.
+    source : str
+        Where the b0 came from (recorded in ``meta['adc_source']``).
+
+    Returns
+    -------
+    Volume
+        ADC on the DWI grid, float32, x10^-6 mm^2/s (0 where either signal is not positive; clipped to 0-5000), with
+        ``meta['adc_unit']``, ``meta['adc_resampled']`` and ``meta['adc_source']``.
+    """
+    b = float(b_value) if b_value else TARGET_B
+    s0 = np.asarray(b0, dtype=np.float64)
+    sb = np.asarray(dwi.data, dtype=np.float64)
+    ok = (s0 > 0) & (sb > 0) & np.isfinite(s0) & np.isfinite(sb)
+    adc = np.zeros(sb.shape, dtype=np.float64)
+    adc[ok] = np.log(s0[ok] / sb[ok]) / b * 1e6
+    adc = np.clip(adc, 0.0, 5000.0)
+    said = f"b = {b:g} s/mm^2" if b_value else f"b not recorded, {TARGET_B:g} s/mm^2 assumed"
+    return Volume(data=adc.astype(np.float32), affine=dwi.affine.copy(), header=None, source=None,
+                  meta={"adc_unit": "1e-6 mm2/s", "adc_resampled": False,
+                        "adc_source": f"computed as ln(S0/S_b)/b from {source} and the DWI ({said})"})
+
+
+def load_b0(path: str | Path, dwi: Volume, min_overlap: float = 0.5) -> np.ndarray:
+    """Read a b0 (non-diffusion-weighted) image and put it on the DWI grid.
+
+    Raises
+    ------
+    InputError
+        Unreadable, not 3D, without signal, or not overlapping the DWI.
+    """
+    path = Path(path)
+    vol = read_volume(path)
+    data = vol.data
+    if data.ndim == 4:
+        if data.shape[3] != 1:
+            raise InputError(f"{path.name}: the b0 must be a 3D image, got {data.shape[3]} volumes")
+        data = data[..., 0]
+    data = np.asarray(data, dtype=np.float32)
+    check_intensities(data, path.name, "b0")
+    if vol.with_data(data).same_grid(dwi):
+        return data
+    out, inside = resample_to_grid(data.astype(np.float64), vol.affine, dwi.spatial_shape, dwi.affine)
+    frac = float(inside.mean())
+    if frac < min_overlap:
+        raise InputError(f"{path.name}: the b0 does not overlap the DWI (only {100 * frac:.0f}% of DWI voxels lie "
+                         "inside it)")
+    return out.astype(np.float32)
 
 
 def _check_diffusion_weighted(b: float | None, name: str) -> None:

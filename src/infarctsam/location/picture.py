@@ -79,10 +79,17 @@ def render_location(dwi: np.ndarray, mask: np.ndarray, affine: np.ndarray, reg: 
             ax.contour(les_v, levels=[0.5], colors=["red"], linewidths=1.0)
         ax.set_axis_off()
         z_mm = atlas.affine[2, 3] + z * atlas.affine[2, 2]
-        ax.text(0.02, 0.02, f"R  z={z_mm:+.0f}", color="white", fontsize=7, transform=ax.transAxes)
-        ax.text(0.98, 0.02, "L", color="white", fontsize=7, ha="right", transform=ax.transAxes)
-    for n, (name, colour) in enumerate(COLOURS.items()):
-        fig.text(0.99, 0.99 - 0.045 * n, name, color=colour, ha="right", va="top", fontsize=8, weight="bold")
+        # each mark on its own: the panel's height on top; the patient's sides (radiological) once, on the first
+        # panel, so that no "L" of one panel runs into the "R" of the next
+        ax.text(0.5, 0.98, f"z = {z_mm:+.0f} mm", color="white", fontsize=7, ha="center", va="top",
+                transform=ax.transAxes)
+        if n == 0:
+            ax.text(0.03, 0.5, "R", color="white", fontsize=8, ha="left", va="center", transform=ax.transAxes)
+            ax.text(0.97, 0.5, "L", color="white", fontsize=8, ha="right", va="center", transform=ax.transAxes)
+    legend = [("lesion outline", "red"), ("MNI brain edge", "yellow"),
+              *((f"{name} territory", colour) for name, colour in COLOURS.items())]
+    for n, (name, colour) in enumerate(legend):
+        fig.text(0.99, 0.99 - 0.03 * n, name, color=colour, ha="right", va="top", fontsize=7, weight="bold")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", facecolor="black")
     return buf.getvalue()

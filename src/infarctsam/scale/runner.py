@@ -17,7 +17,7 @@ from infarctsam.errors import ConfigError
 from infarctsam.review.decisions import decisions_beside
 from infarctsam.scale.cases import PlannedCase, discover, input_guard, plan, select_shard
 from infarctsam.scale.records import RunLog, SummaryFile, counts, pending_row, record_names
-from infarctsam.scale.worker import CaseOptions, EngineSpec, engine_identity, now_iso, run_case
+from infarctsam.scale.worker import CaseOptions, EngineSpec, engine_identity, now_iso, run_case, written_by_run
 
 if TYPE_CHECKING:
     from infarctsam.engines.base import Engine
@@ -122,6 +122,7 @@ def run_batch(
     cache_dir: str | Path | None = None,
     precision: str = "auto",
     allow_mismatched_adc: bool = False,
+    allow_unusual_images: bool = False,
     read_ahead: int = 2,
 ) -> BatchReport:
     """Segment every case of a dataset root or case list.
@@ -156,6 +157,9 @@ def run_batch(
         Arithmetic of ``sam`` on CPU (``auto``, ``fp32``, ``mixed``, ``bf16``; see :func:`infarctsam.api.segment`).
     allow_mismatched_adc : bool
         Segment a case whose ADC does not match its DWI (with a warning) instead of failing it.
+    allow_unusual_images : bool
+        Segment a case whose DWI does not look like a b~1000 DWI, or whose ADC does not look like an ADC map (with a
+        warning; :mod:`infarctsam.preprocess.image_kind`), instead of failing it.
     read_ahead : int
         Without a scheduler: cases read and preprocessed ahead of the model, and written behind it, in two background
         threads (:mod:`infarctsam.scale.pipeline`), so the model (a GPU) does not wait for them; 0 runs one case at a
@@ -187,7 +191,8 @@ def run_batch(
     spec = EngineSpec(engine, None if weights is None else str(weights), device, engine_factory,
                       cache_dir=None if cache_dir is None else str(Path(cache_dir).absolute()), precision=precision)
     opts = CaseOptions(str(outdir), bids=bids, save_probability=save_probability, qc=qc, force=force,
-                       location=location, run_id=uuid.uuid4().hex[:12], allow_mismatched_adc=allow_mismatched_adc)
+                       location=location, run_id=uuid.uuid4().hex[:12], allow_mismatched_adc=allow_mismatched_adc,
+                       allow_unusual_images=allow_unusual_images)
     if scheduler:
         from infarctsam.scale.distributed import DaskExecutor
 
@@ -253,6 +258,11 @@ def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, heade
         close = getattr(records, "close", None)
         if close is not None:  # an interrupted pipeline stops its threads before the records are closed
             close()
+        if status != "finished":  # cases written behind the model whose records had not arrived yet
+            for record in _written_unrecorded(items, opts, summary):
+                log.event("case", **record)
+                summary.update(record)
+                bar.update(1)
         bar.close()
         summary.write()
         n = counts(summary.rows.values())
@@ -260,6 +270,19 @@ def _drive(executor: Any, items: Sequence[PlannedCase], opts: CaseOptions, heade
                   elapsed_s=round(time.perf_counter() - t0, 3))
         log.close()
     return BatchReport(list(summary.rows.values()), n, log.path, summary.path)
+
+
+def _written_unrecorded(items: Sequence[PlannedCase], opts: CaseOptions, summary: Any) -> list[dict[str, Any]]:
+    """Records of the cases still ``pending`` in the summary whose JSON this run wrote before it was interrupted."""
+    found = []
+    for p in items:
+        row = summary.rows.get(p.case_id)
+        if row is not None and row.get("status") == "pending":
+            record = written_by_run(p, opts)
+            if record is not None:
+                record["run"] = opts.run_id
+                found.append(record)
+    return found
 
 
 def _chain(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:

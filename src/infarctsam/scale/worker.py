@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -141,6 +141,8 @@ class CaseOptions:
         the case) that finds the case finished by this very run reports it ``ok``, not ``skipped``.
     allow_mismatched_adc : bool
         Use an ADC that does not match its DWI, with a warning (default: the case fails).
+    allow_unusual_images : bool
+        Use a DWI with bright fluid or an ADC with dark fluid, with a warning (default: the case fails).
     """
 
     outdir: str
@@ -151,6 +153,7 @@ class CaseOptions:
     force: bool = False
     run_id: str | None = None
     allow_mismatched_adc: bool = False
+    allow_unusual_images: bool = False
 
 
 def get_engine(spec: EngineSpec) -> Engine:
@@ -265,6 +268,35 @@ def _fill(record: dict[str, Any], summary: dict[str, Any], paths: CasePaths, out
         record["json"] = paths.summary.relative_to(outdir).as_posix()
 
 
+def written_by_run(planned: PlannedCase, opts: CaseOptions) -> dict[str, Any] | None:
+    """The record of a case whose JSON this run (``opts.run_id``) wrote but whose record had not reached the run's
+    summary when the run was interrupted (a batch pipeline writes behind the model): a case is finished exactly when
+    its JSON is there. None when the case has no JSON from this run, or one whose outputs are incomplete."""
+    paths = planned.paths
+    if paths is None or opts.run_id is None:
+        return None
+    try:
+        data = json.loads(paths.summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    batch = data.get("batch") if isinstance(data, dict) else None
+    if not isinstance(batch, dict) or batch.get("run") != opts.run_id:
+        return None
+    outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
+    folder = paths.summary.parent
+    if "mask" not in outputs or not all(isinstance(n, str) and (folder / Path(n).name).is_file()
+                                        for n in outputs.values()):
+        return None
+    record = failed_record(planned)
+    record["status"], record["error"] = _done_status(data), None
+    record["engine"], record["weights"] = data.get("engine"), data.get("weights")
+    elapsed = data.get("elapsed_s")
+    record["seconds"] = elapsed if isinstance(elapsed, (int, float)) else record["seconds"]
+    record["time"] = now_iso()
+    _fill(record, data, paths, Path(opts.outdir))
+    return record
+
+
 def _done_status(summary: dict[str, Any]) -> str:
     """``warnings`` for a segmented case whose JSON holds warnings, else ``ok``."""
     return "warnings" if summary.get("warnings") else "ok"
@@ -349,7 +381,7 @@ class CaseJob:
     def __init__(self, planned: PlannedCase, opts: CaseOptions, spec: EngineSpec) -> None:
         self.planned, self.opts, self.spec = planned, opts, spec
         self.record = failed_record(planned)
-        self.t0 = time.perf_counter()
+        self.busy_s = 0.0  # seconds in this case's own stages (not waiting in the pipeline's queues)
         self.done = False
         self.cleared = False  # the case's earlier outputs were removed: it must be written or cleared again
         self.inputs: Any = None
@@ -363,6 +395,19 @@ class CaseJob:
 
     def prepare(self) -> None:
         """Check, skip (already finished), or clear the case's outputs and read and preprocess its images."""
+        with self._timed():
+            self._prepare()
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Adds the time spent inside to :attr:`busy_s`."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.busy_s += time.perf_counter() - t0
+
+    def _prepare(self) -> None:
         from infarctsam.api import read_case
         from infarctsam.outputs.case import check_replaceable
 
@@ -392,7 +437,8 @@ class CaseJob:
                 self.cleared = True
                 self.inputs = read_case(planned.case.dwi, opts.outdir, adc=planned.case.adc, bids=opts.bids,
                                         case_id=planned.case_id, input_sha256={k: v for k, v in hashes.items() if v},
-                                        allow_mismatched_adc=opts.allow_mismatched_adc)
+                                        allow_mismatched_adc=opts.allow_mismatched_adc,
+                                        allow_unusual_images=opts.allow_unusual_images)
         except Exception as exc:  # one case's failure is recorded, the batch goes on
             self._fail(exc)
 
@@ -403,7 +449,8 @@ class CaseJob:
         if self.done or self._engine is None:
             return
         try:
-            self.prob = predict_case(self._engine, self.inputs)
+            with self._timed():
+                self.prob = predict_case(self._engine, self.inputs)
         except Exception as exc:
             self._fail(exc)
 
@@ -412,6 +459,7 @@ class CaseJob:
         from infarctsam.api import finish_case
 
         record, opts = self.record, self.opts
+        t0 = time.perf_counter()
         try:
             if not self.done and self._engine is not None and self.planned.paths is not None:
                 paths = self.planned.paths
@@ -432,7 +480,7 @@ class CaseJob:
         finally:
             self.done = True
             self.inputs = self.prob = None
-            record["seconds"] = round(time.perf_counter() - self.t0, 3)
+            record["seconds"] = round(self.busy_s + time.perf_counter() - t0, 3)
             record["time"] = now_iso()
         return record
 

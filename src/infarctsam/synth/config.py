@@ -50,6 +50,8 @@ class PhantomConfig:
         Number of separate infarcts (inclusive range); lesions after the first are small (< ``satellite_max_ml``).
     p_shower : float
         Probability of an embolic shower instead: ``shower_size`` small lesions in one territory and hemisphere.
+    shower_volume_ml : Range or None
+        MNI-space volume range of a shower's lesions (default: up to ``satellite_max_ml``).
     p_empty : float
         Probability of a case without infarct.
     lesion_volume_ml : Range or None
@@ -118,6 +120,7 @@ class PhantomConfig:
     satellite_max_ml: float = 3.0
     p_shower: float = 0.15
     shower_size: tuple[int, int] = (3, 10)
+    shower_volume_ml: Range | None = None
     p_empty: float = 0.03
     lesion_volume_ml: Range | None = None
     territory: str | None = None

@@ -66,6 +66,7 @@ def choose_lesions(rng: np.random.Generator, cfg: PhantomConfig,
         return []
     small = (0.0, cfg.satellite_max_ml)
     if rng.random() < cfg.p_shower:
+        small = cfg.shower_volume_ml or small
         first = lib.sample(rng, small, cfg.territory, None, cfg.lesion_weighting, cfg.p_mirror)
         group = territory_group(first.territory) or None
         side = territory_side(first.territory) or None

@@ -16,7 +16,7 @@ import numpy as np
 from infarctsam.errors import ConfigError, InfarctsamError
 from infarctsam.io.volume import Volume
 from infarctsam.model.config import ModelConfig
-from infarctsam.train.config import DataSource, TrainConfig
+from infarctsam.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ class CaseLoader:
         self._libraries: dict[str | None, Any] = {}
         self._backgrounds: dict[str, Volume] = {}
 
-    def _library(self, path: str | None) -> Any:
+    def library(self, path: str | None) -> Any:
+        """The lesion library of a source path (the bundled one for None), read once per loader."""
         from infarctsam.synth import LesionLibrary
 
         if path not in self._libraries:
@@ -116,13 +117,6 @@ class CaseLoader:
 
                 self._libraries[path] = library_from_folder(path, cache=cache)
         return self._libraries[path]
-
-    @staticmethod
-    def _preset(src: DataSource) -> Any:
-        from infarctsam.synth import PhantomConfig
-
-        return {"default": PhantomConfig, "isles": PhantomConfig.isles_like, "clinical": PhantomConfig.clinical}[
-            src.preset]()
 
     def load(self, spec: CaseSpec) -> tuple[Volume, np.ndarray]:
         """The case's DWI and lesion mask (before augmentation)."""
@@ -145,7 +139,7 @@ class CaseLoader:
             k = spec.seed % len(src.backgrounds)
             background, real_lesion = self._background(src.backgrounds[k],
                                                        src.background_masks[k] if src.background_masks else "")
-        ph = make_phantom(spec.seed, self._preset(src), self._library(src.path), background=background)
+        ph = make_phantom(spec.seed, src.phantom_config(), self.library(src.path), background=background)
         lesion = ph.lesion.data > 0
         if real_lesion is not None:
             lesion |= real_lesion

@@ -75,13 +75,16 @@ class Trainer:
         self.ckpt = self.run_dir / "checkpoints" / "last.pt"
         self.model, self.start_info = build_model(cfg.model, None if cfg.start == "random" else cfg.start)
         self.pre_neck = cfg.stage1.train_neck
+        from infarctsam.train.precision import resolve_precision
+
+        self.precision = resolve_precision(cfg.precision, cfg.device)
         self.state = RunState()
         self.writer = None
 
     # ---------------------------------------------------------------- setup
     def prepare(self) -> None:
         """Collect and split cases, write the resolved config and manifest, build or open the caches."""
-        from infarctsam.train.cache import TrunkRuntime, build_cache
+        from infarctsam.train.cache import TrunkRuntime, build_cache, case_store
         from infarctsam.train.data import CaseLoader, collect_cases, split_cases
 
         cfg = self.cfg
@@ -91,11 +94,12 @@ class Trainer:
         if dist.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             resolved = {"software_version": __version__, "python": platform.python_version(),
-                        "torch": torch.__version__, "world_size": self.world, **cfg.model_dump()}
+                        "torch": torch.__version__, "world_size": self.world, **cfg.model_dump(),
+                        "resolved_precision": self.precision}
             write_json(self.run_dir / "config.json", resolved)
             write_json(self.run_dir / "manifest.json", {
                 "train": [vars(s) for s in self.train_specs], "val": [vars(s) for s in self.val_specs]})
-            loader = CaseLoader(cfg, cache_root)
+            loader = CaseLoader(cfg, case_store(cfg))  # the lesion library is read once for every run
             trunk = TrunkRuntime(self.model, cfg, cfg.stage1.train_neck)  # exported once for both splits
             self.train_cache = build_cache(cache_root / "train", self.train_specs, cfg, self.model, True, False,
                                            loader, self.progress, trunk)
@@ -165,7 +169,8 @@ class Trainer:
         while self.state.step < scfg.steps:
             batch = self.stage1_batch(sampler, scfg.batch_size) if stage == 1 else self.stage2_batch(
                 sampler, scfg.batch_size)
-            loss, parts = net(*batch)
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+                loss, parts = net(*batch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -241,7 +246,8 @@ class Trainer:
     def _save_checkpoint(self, optimiser, scheduler, sampler) -> None:
         if not dist.is_main():
             return
-        payload = {"model": self.model.state_dict(), "run": vars(self.state), "config_hash": self.cfg.data_hash()}
+        payload = {"model": self.model.state_dict(), "run": vars(self.state), "config_hash": self.cfg.data_hash(),
+                   "precision": self.precision}
         if optimiser is not None:
             payload.update(optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
                            rng=_rng_state(sampler))
@@ -267,6 +273,7 @@ class Trainer:
             raise ConfigError(f"{self.ckpt} belongs to a run with another data configuration")
         self.model.load_state_dict(payload["model"])
         self.state = RunState(**payload["run"])
+        self.precision = payload.get("precision", self.precision)  # the arithmetic it started with, on any machine
         return True
 
 

@@ -119,14 +119,15 @@
       if (r.thumb) { var img = document.createElement("img"); img.src = r.thumb; img.alt = r.case; td.appendChild(img); }
       tr.appendChild(td);
       cell(tr, r.case);
-      cell(tr, r.status === "failed" ? r.warnings.join("; ") : (r.warnings.length ? r.warnings.length + ": " +
-           r.warnings.join("; ") : ""), "warn");
+      var warnText = r.status === "failed" ? r.warnings.join("; ") : (r.warnings.length ? r.warnings.length + ": " +
+           r.warnings.join("; ") : "");
+      cell(tr, warnText, "warn").title = warnText;
       cell(tr, fmt(r.volume_ml, 2), "num");
       cell(tr, fmt(r.lesion_count, 0), "num");
       cell(tr, fmt(r.dice, 3), "num");
       cell(tr, r.location || "", r.location_reliable === false ? "warn" : "");
       cell(tr, r.engine || "");
-      cell(tr, r.weights || "");
+      cell(tr, r.weights || "", "clip").title = r.weights || "";
       var d = decisionOf(r);
       var dtd = cell(tr, "");
       if (d) { var b = document.createElement("span"); b.className = "badge " + d; b.textContent = d; dtd.appendChild(b); }
@@ -199,6 +200,9 @@
       if (state.current !== row) { return; }
       state.slice = data.start;
       $("slice").max = String(data.shape[0] - 1);
+      /* a toggle is offered only for what the case has: no reference, no ADC, no tick */
+      $("show-ref").parentNode.hidden = !data.reference;
+      $("show-adc").parentNode.hidden = !data.adc;
       $("adc-pane").hidden = !data.adc || !$("show-adc").checked;
       draw();
       $("viewer").dataset.shown = row.case;
