@@ -125,7 +125,7 @@
       cell(tr, fmt(r.volume_ml, 2), "num");
       cell(tr, fmt(r.lesion_count, 0), "num");
       cell(tr, fmt(r.dice, 3), "num");
-      cell(tr, r.location || "", r.location_reliable === false ? "warn" : "");
+      cell(tr, r.location || "", (r.location_reliable === false ? "warn " : "") + "clip").title = r.location || "";
       cell(tr, r.engine || "");
       cell(tr, r.weights || "", "clip").title = r.weights || "";
       var d = decisionOf(r);
