@@ -203,6 +203,41 @@ def adc_from_b0(b0: np.ndarray, dwi: Volume, b_value: float | None, source: str)
                         "adc_source": f"computed as ln(S0/S_b)/b from {source} and the DWI ({said})"})
 
 
+def read_3d(path: Path, what: str) -> Volume:
+    """A 3D image (a 4D file must hold one volume), float32, with usable intensities.
+
+    Raises
+    ------
+    InputError
+        Unreadable, several volumes, or no signal; named ``what`` in the one-line message.
+    """
+    vol = read_volume(path)
+    data = vol.data
+    if data.ndim == 4:
+        if data.shape[3] != 1:
+            raise InputError(f"{path.name}: the {what} must be a 3D image, got {data.shape[3]} volumes")
+        data = data[..., 0]
+    vol = vol.with_data(np.asarray(data, dtype=np.float32))
+    check_intensities(vol.data, path.name, what)
+    return vol
+
+
+def on_dwi_grid(vol: Volume, dwi: Volume, name: str, what: str, min_overlap: float) -> np.ndarray:
+    """``vol`` resampled onto the DWI grid (linear; 0 outside its field of view), float64.
+
+    Raises
+    ------
+    InputError
+        Less than ``min_overlap`` of the DWI's voxels lie inside ``vol``.
+    """
+    out, inside = resample_to_grid(np.asarray(vol.data, dtype=np.float64), vol.affine, dwi.spatial_shape, dwi.affine)
+    frac = float(inside.mean())
+    if frac < min_overlap:
+        raise InputError(f"{name}: the {what} does not overlap the DWI (only {100 * frac:.0f}% of DWI voxels lie "
+                         "inside it)")
+    return out
+
+
 def load_b0(path: str | Path, dwi: Volume, min_overlap: float = 0.5) -> np.ndarray:
     """Read a b0 (non-diffusion-weighted) image and put it on the DWI grid.
 
@@ -212,21 +247,10 @@ def load_b0(path: str | Path, dwi: Volume, min_overlap: float = 0.5) -> np.ndarr
         Unreadable, not 3D, without signal, or not overlapping the DWI.
     """
     path = Path(path)
-    vol = read_volume(path)
-    data = vol.data
-    if data.ndim == 4:
-        if data.shape[3] != 1:
-            raise InputError(f"{path.name}: the b0 must be a 3D image, got {data.shape[3]} volumes")
-        data = data[..., 0]
-    data = np.asarray(data, dtype=np.float32)
-    check_intensities(data, path.name, "b0")
-    if vol.with_data(data).same_grid(dwi):
-        return data
-    out, inside = resample_to_grid(data.astype(np.float64), vol.affine, dwi.spatial_shape, dwi.affine)
-    frac = float(inside.mean())
-    if frac < min_overlap:
-        raise InputError(f"{path.name}: the b0 does not overlap the DWI (only {100 * frac:.0f}% of DWI voxels lie "
-                         "inside it)")
+    vol = read_3d(path, "b0")
+    if vol.same_grid(dwi):
+        return vol.data
+    out = on_dwi_grid(vol, dwi, path.name, "b0", min_overlap)
     return out.astype(np.float32)
 
 
@@ -292,26 +316,14 @@ def load_adc(path: str | Path, dwi: Volume, min_overlap: float = 0.5) -> Volume:
         ADC on the DWI grid, float32, x10^-6 mm^2/s, with ``meta['adc_unit']`` and ``meta['adc_resampled']``.
     """
     path = Path(path)
-    adc = read_volume(path)
-    data = adc.data
-    if data.ndim == 4:
-        if data.shape[3] != 1:
-            raise InputError(f"{path.name}: the ADC must be a 3D image, got {data.shape[3]} volumes")
-        data = data[..., 0]
-    adc = adc.with_data(np.asarray(data, dtype=np.float32))
-    check_intensities(adc.data, path.name, "ADC")
+    adc = read_3d(path, "ADC")
     unit = detect_adc_unit(adc.data)
     scaled = np.nan_to_num(adc.data.astype(np.float64) * ADC_UNITS[unit], nan=0.0, posinf=0.0, neginf=0.0)
     resampled = False
     if adc.same_grid(dwi):
         out = scaled
     else:
-        out, inside = resample_to_grid(scaled, adc.affine, dwi.spatial_shape, dwi.affine)
-        frac = float(inside.mean())
-        if frac < min_overlap:
-            raise InputError(
-                f"{path.name}: the ADC does not overlap the DWI (only {100 * frac:.0f}% of DWI voxels lie inside it)"
-            )
+        out = on_dwi_grid(adc.with_data(scaled), dwi, path.name, "ADC", min_overlap)
         resampled = True
     return Volume(
         data=out.astype(np.float32),
