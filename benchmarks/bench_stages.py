@@ -16,9 +16,12 @@ Run by hand (not part of the test suite)::
    memory decoding, fusion, post-processing with the inverse resampling, QC picture, writing). Imports and engine
    load are part of the process and listed too.
 3. **FLOPs against the measured rate**: FLOPs of the encoder (per slice), the single-slice decoder (per slice) and
-   the memory step (per pair of slices, full memory) counted by ``torch.utils.flop_counter``, times the slices each
-   stage processed, divided by its seconds; beside the machine's dense matrix-product rate measured here in float32
-   and bfloat16 (``torch.mm`` 2048x2048). A stage far below that rate is bound by memory traffic or overheads.
+   the memory step (per pair of slices, full memory) counted by ``torch.utils.flop_counter`` (with the CPU
+   attention kernel counted: :func:`cpu_attention_flops`), times the rows each stage ran (the encoder and the
+   single-slice decoder run whole static batches of 4 and 8 slices, padding included; a memory step decodes one
+   slice of each direction), divided by its seconds; beside the machine's dense matrix-product rate measured here
+   in float32 and bfloat16 (``torch.mm`` 2048x2048). A stage far below that rate is bound by memory traffic or
+   overheads.
 """
 
 from __future__ import annotations
@@ -130,6 +133,21 @@ def stages(runtime: str, dwi: Path, adc: Path, work: Path) -> dict:
             "engine_config": child["engine_config"]}
 
 
+def cpu_attention_flops() -> dict:
+    """FLOP formula for the CPU kernel of ``scaled_dot_product_attention``.
+
+    ``torch.utils.flop_counter`` knows the CUDA attention kernels only; on a CPU the call dispatches to
+    ``_scaled_dot_product_flash_attention_for_cpu``, which it would count as 0: the attention products of the memory
+    attention and of the mask decoder (13 of the 29 GFLOP of a memory step) went uncounted before 2026-12-07."""
+    import torch
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    def count(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    return {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: count}
+
+
 def flop_counts(image_size: int = 128) -> dict[str, float]:
     """GFLOP of the encoder and the single-slice decoder per slice, and of a memory step per pair of slices."""
     import torch
@@ -137,23 +155,18 @@ def flop_counts(image_size: int = 128) -> dict[str, float]:
 
     from infarctsam.engines import default_weights_path
     from infarctsam.model.build import build_model
-    from infarctsam.runtime.openvino_sam import EncoderGraph, SingleGraph, StepGraph
+    from infarctsam.runtime.openvino_sam import EncoderGraph, SingleGraph, StepGraph, graph_inputs, pointer_tokens
 
     model, _ = build_model(None, default_weights_path())
     model.requires_grad_(False)  # the counter's module tracker trips over parameters that require gradients
-    cfg = model.sam.config
-    side = cfg.image_embedding_size
-    m = (cfg.num_maskmem - 1) * side * side + (cfg.max_obj_ptrs_in_encoder - 1) * (cfg.d_model // cfg.mem_dim)
-    feat, images = torch.zeros(2, cfg.d_model, side, side), torch.zeros(2, 3, image_size, image_size)
-    parts = {"encoder per slice": (EncoderGraph(model).eval(), (images[:1],)),
-             "single decoder per slice": (SingleGraph(model).eval(), (feat[:1], images[:1])),
-             "memory step per pair": (StepGraph(model, (cfg.max_obj_ptrs_in_encoder - 1) * 4).eval(),
-                                      (feat, feat, torch.zeros(2, m, cfg.mem_dim), torch.zeros(2, m, cfg.mem_dim),
-                                       torch.zeros(2, m), torch.ones(2), images))}
+    parts = {"encoder per slice": (EncoderGraph(model).eval(), graph_inputs(model, "encoder", 1)[0]),
+             "single decoder per slice": (SingleGraph(model).eval(), graph_inputs(model, "single", 1)[0]),
+             "memory step per pair": (StepGraph(model, pointer_tokens(model.sam.config)).eval(),
+                                      graph_inputs(model, "step", 2)[0])}
     out = {}
     with torch.inference_mode():
         for name, (module, args) in parts.items():
-            with FlopCounterMode(display=False) as counter:
+            with FlopCounterMode(display=False, custom_mapping=cpu_attention_flops()) as counter:
                 module(*args)
             out[name] = counter.get_total_flops() / 1e9
     return out
@@ -209,9 +222,12 @@ def markdown(rows: list[dict], runs: list[dict], flops: dict[str, float], rates:
         precision = r["engine_config"].get("precision", "fp32")
         n = r["counts"].get("encoding slices", 0)
         steps = r["counts"].get("decoding slices with memory", 0)
-        work = {"image encoder": flops["encoder per slice"] * n,
-                "decoder, single slices": flops["single decoder per slice"] * n,
+        rows = {"image encoder": -(-n // 4) * 4, "decoder, single slices": -(-n // 8) * 8}  # whole static batches
+        work = {"image encoder": flops["encoder per slice"] * rows["image encoder"],
+                "decoder, single slices": flops["single decoder per slice"] * rows["decoder, single slices"],
                 "decoder, memory passes": flops["memory step per pair"] * steps}
+        total = sum(work.values())
+        lines.append(f"| {r['runtime']} ({precision}) | **network, all stages** | **{total:.0f}** | | | |")
         for label, gflop in work.items():
             low = precision == "bf16" or (precision == "mixed" and label != "image encoder")
             peak = rates["bf16" if low else "fp32"]

@@ -98,8 +98,10 @@ def install(arguments: Sequence[str], quiet: bool = False, use_uv: bool | None =
         use_uv = uv_available()
     if use_uv:
         options, env = uv_sources(pip_settings(), arguments)
-        command = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", sys.executable, *options,
-                   *arguments]
+        # --compile-bytecode: the .pyc files pip writes too; without them every process compiles the modules it
+        # imports again where PYTHONDONTWRITEBYTECODE is set (containers, CI): about 2 s of each segmentation
+        command = [sys.executable, "-m", "uv", "pip", "install", "-q", "--compile-bytecode", "--python",
+                   sys.executable, *options, *arguments]
         status = _run(command, {**os.environ, **env}, quiet)
         if status == 0:
             return 0

@@ -74,3 +74,27 @@ def test_implausible_mapping_is_flagged():
     assert not reg.reliable and any("scale" in w for w in reg.warnings)
     same = _checked(np.eye(4), brain, tpl.affine, tpl, 0.0)
     assert same.reliable and same.brain_overlap == pytest.approx(1.0)
+
+
+def test_brain_overlap_samples_the_template_at_every_scan_voxel_centre():
+    """The separable grid evaluation equals mapping each voxel centre on its own (world, MNI, template voxel)."""
+    from infarctsam.location.register import brain_overlap
+
+    rng = np.random.default_rng(3)
+    brain = rng.random((9, 11, 6)) > 0.4
+    affine = np.array([[-2.0, 0.1, 0.0, 10.0], [0.0, 2.2, 0.3, -12.0], [0.0, 0.0, 4.0, -5.0], [0, 0, 0, 1]])
+    to_mni = np.eye(4)
+    to_mni[:3, :3] += rng.normal(scale=0.05, size=(3, 3))
+    to_mni[:3, 3] = [1.5, -2.0, 3.0]
+    tpl_brain = rng.random((8, 9, 7)) > 0.5
+    tpl_affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    tpl_affine[:3, 3] = [-10.0, -14.0, -12.0]
+    mapped = np.zeros_like(brain)
+    for i, j, k in np.ndindex(brain.shape):
+        mni = to_mni @ affine @ np.array([i, j, k, 1.0])
+        v = np.rint(np.linalg.solve(tpl_affine, mni)[:3]).astype(int)
+        if np.all(v >= 0) and np.all(v < tpl_brain.shape):
+            mapped[i, j, k] = tpl_brain[tuple(v)]
+    expected = 2 * (brain & mapped).sum() / (brain.sum() + mapped.sum())
+    assert 0.05 < expected < 0.95  # partly inside, partly outside the template's grid
+    assert brain_overlap(brain, affine, to_mni, tpl_brain, tpl_affine) == pytest.approx(expected, abs=1e-12)

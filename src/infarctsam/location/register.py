@@ -213,14 +213,19 @@ def _checked(to_mni: np.ndarray, brain: np.ndarray, affine: np.ndarray, tpl: Any
 def brain_overlap(brain: np.ndarray, affine: np.ndarray, to_mni: np.ndarray, tpl_brain: np.ndarray,
                   tpl_affine: np.ndarray) -> float:
     """Dice of a scan's brain mask and the template brain mask sampled (nearest) at the scan's voxel centres,
-    counted inside the scan's field of view."""
-    idx = np.indices(brain.shape).reshape(3, -1)
-    world = affine[:3, :3] @ idx + affine[:3, 3:4]
-    mni = to_mni[:3, :3] @ world + to_mni[:3, 3:4]
-    src = np.rint(np.linalg.solve(tpl_affine[:3, :3], mni - tpl_affine[:3, 3:4])).astype(np.int64)
-    ok = np.all((src >= 0) & (src < np.array(tpl_brain.shape)[:, None]), axis=0)
-    mapped = np.zeros(idx.shape[1], bool)
-    mapped[ok] = tpl_brain[src[0, ok], src[1, ok], src[2, ok]]
-    b = brain.ravel()
-    denom = int(b.sum()) + int(mapped.sum())
-    return 2.0 * float(np.logical_and(b, mapped).sum()) / denom if denom else 0.0
+    counted inside the scan's field of view.
+
+    The scan-voxel to template-voxel map is one affine matrix, applied axis by axis to the grid's coordinate vectors
+    (a separable sum, not a matrix product per voxel)."""
+    to_tpl = np.linalg.solve(np.asarray(tpl_affine, np.float64), np.asarray(to_mni, np.float64)
+                             @ np.asarray(affine, np.float64))
+    grid = np.meshgrid(*(np.arange(n, dtype=np.float64) for n in brain.shape), indexing="ij", sparse=True)
+    index = [np.rint(to_tpl[row, 3] + sum(to_tpl[row, k] * grid[k] for k in range(3))).astype(np.int64)
+             for row in range(3)]  # template index along each axis, broadcast to the scan's grid
+    inside = np.ones(brain.shape, bool)
+    for row in range(3):
+        inside &= (index[row] >= 0) & (index[row] < tpl_brain.shape[row])
+    mapped = np.zeros(brain.shape, bool)
+    mapped[inside] = tpl_brain[tuple(i[inside] for i in index)]
+    denom = int(brain.sum()) + int(mapped.sum())
+    return 2.0 * float(np.logical_and(brain, mapped).sum()) / denom if denom else 0.0
