@@ -155,14 +155,19 @@ def flop_counts(image_size: int = 128) -> dict[str, float]:
 
     from infarctsam.engines import default_weights_path
     from infarctsam.model.build import build_model
-    from infarctsam.runtime.openvino_sam import EncoderGraph, SingleGraph, StepGraph, graph_inputs, pointer_tokens
+    from infarctsam.runtime.openvino_sam import EncoderGraph, SingleGraph, StepGraph
 
     model, _ = build_model(None, default_weights_path())
     model.requires_grad_(False)  # the counter's module tracker trips over parameters that require gradients
-    parts = {"encoder per slice": (EncoderGraph(model).eval(), graph_inputs(model, "encoder", 1)[0]),
-             "single decoder per slice": (SingleGraph(model).eval(), graph_inputs(model, "single", 1)[0]),
-             "memory step per pair": (StepGraph(model, pointer_tokens(model.sam.config)).eval(),
-                                      graph_inputs(model, "step", 2)[0])}
+    cfg = model.sam.config
+    side = cfg.image_embedding_size
+    m = (cfg.num_maskmem - 1) * side * side + (cfg.max_obj_ptrs_in_encoder - 1) * (cfg.d_model // cfg.mem_dim)
+    feat, images = torch.zeros(2, cfg.d_model, side, side), torch.zeros(2, 3, image_size, image_size)
+    parts = {"encoder per slice": (EncoderGraph(model).eval(), (images[:1],)),
+             "single decoder per slice": (SingleGraph(model).eval(), (feat[:1], images[:1])),
+             "memory step per pair": (StepGraph(model, (cfg.max_obj_ptrs_in_encoder - 1) * 4).eval(),
+                                      (feat, feat, torch.zeros(2, m, cfg.mem_dim), torch.zeros(2, m, cfg.mem_dim),
+                                       torch.zeros(2, m), torch.ones(2), images))}
     out = {}
     with torch.inference_mode():
         for name, (module, args) in parts.items():

@@ -211,23 +211,3 @@ def test_memory_encoder_shapes_and_mask_dependence():
     assert feat_a.shape == (1, 8, 4, 4) and pos.shape == (1, 8, 4, 4)
     assert not torch.allclose(feat_a, feat_b)
     assert torch.equal(pos[0], sine_position_grid(4, 4, 8))
-
-
-@pytest.mark.parametrize("layers", [1, 2])
-def test_memory_attention_in_two_halves_equals_the_whole_bit_for_bit(layers):
-    """The compiled runtime computes a slice's frame tokens once and the memory half per step: the two halves must
-    be the whole operation for operation (padded memory tokens hidden by the bias included)."""
-    from infarctsam.model.sam2.memory_attention import MemoryAttention
-
-    torch.manual_seed(0)
-    att = MemoryAttention(d_model=32, num_layers=layers, kv_in_dim=16, dim_feedforward=64).eval()
-    curr, pos = torch.randn(2, 16, 32), torch.randn(2, 16, 32)
-    memory, memory_pos = torch.randn(2, 2 * 16 + 4, 16), torch.randn(2, 2 * 16 + 4, 16)
-    bias = torch.zeros(2, 36)
-    bias[1, :16] = -1e9
-    with torch.no_grad():
-        whole = att(curr, pos, memory, memory_pos, (4, 4), num_obj_ptr_tokens=4, memory_bias=bias)
-        halves = att.attend(att.frame_tokens(curr, pos, (4, 4)), memory, memory_pos, (4, 4), num_obj_ptr_tokens=4,
-                            memory_bias=bias)
-    assert torch.equal(whole, halves)
-    assert not torch.equal(att.frame_tokens(curr, pos, (4, 4)), curr + 0.1 * pos)  # the self-attention is in it

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 PRECISIONS = ("auto", "fp32", "mixed", "bf16")
-GRAPHS_VERSION = 7  # part of the export cache key: raise it whenever a graph, the constants or the cache format change
-# (6: entries carry a sha256 sidecar; compiled blobs are entries of their own, no longer OpenVINO's CACHE_DIR;
-# 7: ``single`` also returns the stem features and frame tokens that ``step`` takes instead of recomputing them)
+GRAPHS_VERSION = 6  # part of the export cache key: raise it whenever a graph, the constants or the cache format change
+# (6: entries carry a sha256 sidecar; compiled blobs are entries of their own, no longer OpenVINO's CACHE_DIR)
 HIDDEN = -1.0e9  # logit bias of padded memory tokens: exp(HIDDEN - max) is exactly 0 in float32 and bfloat16
 PARTS = (("encoder", 4), ("single", 8), ("step", 2))  # compiled when a runtime is built (others on first use)
 
@@ -333,52 +332,21 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))).astype(np.float32)
 
 
-def _pass(parts: OpenVinoParts, consts: MemoryConstants, embed: np.ndarray, slice_inputs: SliceInputs,
+def _pass(parts: OpenVinoParts, consts: MemoryConstants, embed: np.ndarray, images: np.ndarray,
           rows: list[np.ndarray]) -> list[np.ndarray]:
     """One memory-conditioned pass; ``rows[t]`` are the slice indices decoded together at step ``t`` (one per
     direction). Returns the probabilities of each step."""
     history: list[tuple[np.ndarray, np.ndarray]] = []
     n, out = len(rows), []
+    pos = np.broadcast_to(consts.image_pos, (len(rows[0]), *consts.image_pos.shape))
     for idx in rows:
         inputs = consts.layout(history, n, len(idx))
-        masks, _, ptr, mem = parts.run("step", len(idx), embed[idx], slice_inputs.tokens[idx], *inputs,
-                                       slice_inputs.s0[idx], slice_inputs.s1[idx])
+        masks, _, ptr, mem = parts.run("step", len(idx), embed[idx], pos, *inputs, images[idx])
         out.append(_sigmoid(masks[:, 0]))
         history.append((mem, ptr))
         if len(history) > max(consts.num_maskmem - 1, consts.max_obj_ptrs - 1, 1):
             history.pop(0)
     return out
-
-
-class SliceInputs:
-    """What ``single`` computed for every slice and the memory steps take: stem features ``s0``, ``s1`` and the
-    memory attention's frame tokens (arrays with a row per slice)."""
-
-    def __init__(self, s0: np.ndarray, s1: np.ndarray, tokens: np.ndarray) -> None:
-        self.s0, self.s1, self.tokens = s0, s1, tokens
-
-
-def decode_single_compiled(parts: OpenVinoParts, consts: MemoryConstants, embed: np.ndarray, images: np.ndarray,
-                           batch: int = 8) -> tuple[np.ndarray, np.ndarray, SliceInputs]:
-    """Every slice decoded on its own: probabilities ``(n, S, S)``, object-score logits ``(n,)`` and the slices'
-    :class:`SliceInputs` (written by OpenVINO straight into arrays of whole batches, no copies)."""
-    n = len(embed)
-    rows = -(-n // batch) * batch
-    pos = np.ascontiguousarray(np.broadcast_to(consts.image_pos, (batch, *consts.image_pos.shape)), np.float32)
-    outputs: list[np.ndarray] | None = None
-    for i in range(0, n, batch):
-        if outputs is None:  # shapes from the first batch
-            first = parts.run("single", batch, embed[:batch], pos, images[:batch])
-            outputs = [np.empty((rows, *a.shape[1:]), np.float32) for a in first]
-            for array, part in zip(outputs, first, strict=True):
-                array[:batch] = part
-        else:
-            parts.run("single", batch, embed[i: i + batch], pos, images[i: i + batch],
-                      out=[a[i: i + batch] for a in outputs])
-    if outputs is None:
-        raise ValueError("no slices to decode")
-    masks, scores, _, s0, s1, tokens = (a[:n] for a in outputs)
-    return _sigmoid(masks[:, 0]), scores[:, 0].copy(), SliceInputs(s0, s1, tokens)
 
 
 def decode_compiled(parts: OpenVinoParts, consts: MemoryConstants, embed: np.ndarray, images: np.ndarray,
@@ -388,20 +356,23 @@ def decode_compiled(parts: OpenVinoParts, consts: MemoryConstants, embed: np.nda
 
     say = progress or (lambda *_: None)
     say("decoding slices one by one", 0, 0)
-    probs, scores, slice_inputs = decode_single_compiled(parts, consts, embed, images)
-    n = len(embed)
+    n, batch = len(embed), 8
+    pieces = [[a[: min(batch, n - i)] for a in parts.run("single", batch, embed[i: i + batch], images[i: i + batch])]
+              for i in range(0, n, batch)]
+    probs = _sigmoid(np.concatenate([p[0] for p in pieces])[:, 0])
+    scores = np.concatenate([p[1] for p in pieces])[:, 0]
     segments = [(0, n)] if full else lesion_segments(scores > 0, max(1, consts.num_maskmem))
     say("decoding slices with memory", 0, 0)
     done, total = 0, sum(b - a for a, b in segments)
     for a, b in segments:
         length = b - a
         if bidirectional and length > 1:
-            steps = _pass(parts, consts, embed, slice_inputs, [np.array([a + t, b - 1 - t]) for t in range(length)])
+            steps = _pass(parts, consts, embed, images, [np.array([a + t, b - 1 - t]) for t in range(length)])
             fwd = np.stack([s[0] for s in steps])
             bwd = np.stack([s[1] for s in steps])[::-1]
             probs[a:b] = 0.5 * (fwd + bwd)
         else:
-            probs[a:b] = np.stack([s[0] for s in _pass(parts, consts, embed, slice_inputs,
+            probs[a:b] = np.stack([s[0] for s in _pass(parts, consts, embed, images,
                                                        [np.array([a + t]) for t in range(length)])])
         done += length
         say("decoding slices with memory", done, total)

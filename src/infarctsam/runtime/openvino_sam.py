@@ -12,10 +12,8 @@ batch (faster than a dynamic one; short batches are padded with empty rows):
   memories are zero-padded and hidden from the attention by a ``-1e9`` logit bias, so the result is that of the
   unpadded memory: their softmax weight is exactly 0), memory gate, stem, heads and the slice's new memory.
 
-What a memory step would compute again for the same slice in each pass direction is computed once, by ``single``,
-and kept for the slices that are decoded with memory: the high-resolution stem features (3 MB a slice) and the memory
-attention's frame tokens (1 MB a slice: the input position encoding and the first layer's self-attention, which do not
-depend on the memory). A memory step costs 26.1 GFLOP for the pair of slices instead of 29.3.
+The stem runs in the decoding parts, on the slice images, instead of in the encoder: recomputing it costs less
+than keeping its full-resolution features for every slice, and the process stays smaller.
 
 The memory bank logic (which memories a slice sees, their temporal encodings) stays in Python and is shared with
 the PyTorch path (:func:`~infarctsam.model.sam2.memory_bank_assembly.assemble_memory`), so both runtimes decode
@@ -59,10 +57,11 @@ class EncoderGraph(nn.Module):
         return self.trunk(images)
 
 
-def _heads(model: nn.Module, pix: Tensor, high_res: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """Single-mask decoder output, with the high-resolution stem features ``(s0, s1)`` of the slices."""
+def _heads(model: nn.Module, pix: Tensor, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Single-mask decoder output; the high-resolution stem runs here, on the slice images, rather than in the
+    encoder: recomputing it costs less than keeping its full-resolution features (about 3 MB a slice)."""
     sparse, dense = model.prompts(pix.shape[0])
-    heads = model.sam.forward_sam_heads(pix, sparse, dense, False, high_res)
+    heads = model.sam.forward_sam_heads(pix, sparse, dense, False, model.stem(images))
     return heads.high_res_masks, heads.object_score_logits, heads.obj_ptr
 
 
@@ -74,84 +73,61 @@ def _gated(model: nn.Module, feat: Tensor, conditioned: Tensor) -> Tensor:
 
 
 class SingleGraph(nn.Module):
-    """A slice without memory: ``(feat, pos, images) -> (mask logits, object score logits, object pointer, s0, s1,
-    frame tokens)``.
-
-    Besides the decoder's output it returns what a memory step of the same slice would compute again, whichever
-    pass and direction decodes it: the high-resolution stem features ``s0, s1`` and the memory attention's frame
-    tokens (:meth:`~infarctsam.model.sam2.memory_attention.MemoryAttention.frame_tokens`: input position encoding and
-    the first layer's self-attention, which do not depend on the memory)."""
+    """A slice without memory: ``(feat, images) -> (mask logits, object score logits, object pointer)``."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, feat: Tensor, pos: Tensor, images: Tensor) -> tuple[Tensor, ...]:
-        """Decoder output of slices decoded on their own, and the slices' memory-independent step inputs."""
-        sam = self.model.sam
-        high_res = self.model.stem(images)
-        no_mem = sam.no_mem_embed.reshape(1, -1, 1, 1)
-        masks, scores, ptr = _heads(self.model, _gated(self.model, feat, feat + no_mem), high_res)
-        h, w = feat.shape[-2:]
-        tokens = sam.memory_attention.frame_tokens(feat.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2),
-                                                   (h, w))
-        return masks, scores, ptr, high_res[0], high_res[1], tokens
+    def forward(self, feat: Tensor, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Decoder output of slices decoded on their own."""
+        no_mem = self.model.sam.no_mem_embed.reshape(1, -1, 1, 1)
+        return _heads(self.model, _gated(self.model, feat, feat + no_mem), images)
 
 
 class StepGraph(nn.Module):
-    """One decoding step with memory: memory attention over a fixed memory layout (from the slice's frame tokens),
-    memory gate, heads and the new memory. Rows whose ``has_memory`` is 0 are initial slices (no memory: SAM 2's
-    ``no_mem_embed`` is added)."""
+    """One decoding step with memory: memory attention over a fixed memory layout, memory gate, heads and the new
+    memory. Rows whose ``has_memory`` is 0 are initial slices (no memory: SAM 2's ``no_mem_embed`` is added)."""
 
     def __init__(self, model: nn.Module, ptr_tokens: int) -> None:
         super().__init__()
         self.model = model
         self.ptr_tokens = ptr_tokens
 
-    def forward(self, feat: Tensor, tokens: Tensor, memory: Tensor, memory_pos: Tensor, memory_bias: Tensor,
-                has_memory: Tensor, s0: Tensor, s1: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, feat: Tensor, pos: Tensor, memory: Tensor, memory_pos: Tensor, memory_bias: Tensor,
+                has_memory: Tensor, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Mask logits, object score logits, object pointer and memory features of the slice(s)."""
         sam = self.model.sam
         b, c, h, w = feat.shape
-        out = sam.memory_attention.attend(tokens, memory, memory_pos, (h, w), num_obj_ptr_tokens=self.ptr_tokens,
-                                          memory_bias=memory_bias)
+        out = sam.memory_attention(feat.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2), memory,
+                                   memory_pos, (h, w), num_obj_ptr_tokens=self.ptr_tokens, memory_bias=memory_bias)
         attended = out.transpose(1, 2).reshape(b, c, h, w)
         use = has_memory.reshape(b, 1, 1, 1)
         conditioned = use * attended + (1 - use) * (feat + sam.no_mem_embed.reshape(1, -1, 1, 1))
-        masks, scores, ptr = _heads(self.model, _gated(self.model, feat, conditioned), (s0, s1))
-        # the memory encoder reads the embedding only (its own position encoding is a constant of the memory bank)
-        memory_features = sam.encode_memory(FrameFeatures(feat, feat), masks, scores, ptr).features
+        masks, scores, ptr = _heads(self.model, _gated(self.model, feat, conditioned), images)
+        memory_features = sam.encode_memory(FrameFeatures(feat, pos), masks, scores, ptr).features
         return masks, scores, ptr, memory_features
-
-
-def graph_inputs(model: nn.Module, name: str, batch: int) -> tuple[tuple[Tensor, ...], list[str]]:
-    """Example inputs (zeros of the right shapes) and input names of part ``name`` for a fixed ``batch``."""
-    cfg = model.sam.config
-    s, c, side = cfg.image_size, cfg.d_model, cfg.image_embedding_size
-    feat, images = torch.zeros(batch, c, side, side), torch.zeros(batch, 3, s, s)
-    if name == "encoder":
-        return (images,), ["images"]
-    if name == "single":
-        return (feat, feat, images), ["feat", "pos", "images"]
-    if name != "step":
-        raise ValueError(f"unknown part {name!r}")
-    s0, s1 = model.stem(images)
-    m = max(cfg.num_maskmem - 1, 1) * side * side + pointer_tokens(cfg)
-    memory = (torch.zeros(batch, m, cfg.mem_dim), torch.zeros(batch, m, cfg.mem_dim), torch.zeros(batch, m),
-              torch.ones(batch))
-    return ((feat, torch.zeros(batch, side * side, c), *memory, torch.zeros_like(s0), torch.zeros_like(s1)),
-            ["feat", "tokens", "memory", "memory_pos", "memory_bias", "has_memory", "s0", "s1"])
 
 
 def export_graph(model: nn.Module, name: str, batch: int) -> bytes:
     """ONNX bytes of part ``name`` (``encoder``, ``single`` or ``step``) of ``model`` for a fixed ``batch``."""
-    args, names = graph_inputs(model, name, batch)
+    sam = model.sam
+    cfg = sam.config
+    s, c, side = cfg.image_size, cfg.d_model, cfg.image_embedding_size
+    feat, images = torch.zeros(batch, c, side, side), torch.zeros(batch, 3, s, s)
     if name == "encoder":
-        return export_onnx(EncoderGraph(model), args, names, ["embed"], dynamic_batch=False)
+        return export_onnx(EncoderGraph(model), (images,), ["images"], ["embed"], dynamic_batch=False)
     if name == "single":
-        return export_onnx(SingleGraph(model), args, names, ["masks", "scores", "ptr", "s0", "s1", "tokens"],
+        return export_onnx(SingleGraph(model), (feat, images), ["feat", "images"], ["masks", "scores", "ptr"],
                            dynamic_batch=False)
-    return export_onnx(StepGraph(model, pointer_tokens(model.sam.config)), args, names,
+    if name != "step":
+        raise ValueError(f"unknown part {name!r}")
+    ptr_tokens = pointer_tokens(cfg)
+    m = max(cfg.num_maskmem - 1, 1) * side * side + ptr_tokens
+    memory = (torch.zeros(batch, m, cfg.mem_dim), torch.zeros(batch, m, cfg.mem_dim), torch.zeros(batch, m),
+              torch.ones(batch))
+    return export_onnx(StepGraph(model, ptr_tokens), (feat, feat, *memory, images),
+                       ["feat", "pos", "memory", "memory_pos", "memory_bias", "has_memory", "images"],
                        ["masks", "scores", "ptr", "memory_features"], dynamic_batch=False)
 
 

@@ -51,17 +51,8 @@ class MemoryAttentionLayer(nn.Module):
                 num_k_exclude_rope: int = 0, memory_bias: Tensor | None = None) -> Tensor:
         """Update frame tokens ``tgt [B, HW, C]`` with ``memory [B, M, Ckv]`` and its position ``memory_pos``
         (``memory_bias [B, M]``: ``-inf`` hides padded memory tokens)."""
-        return self.attend_memory(self.attend_self(tgt, feat_hw), memory, memory_pos, feat_hw, num_k_exclude_rope,
-                                  memory_bias)
-
-    def attend_self(self, tgt: Tensor, feat_hw: tuple[int, int]) -> Tensor:
-        """The first half of :meth:`forward`: the frame's self-attention (no memory involved)."""
         x = self.norm1(tgt)
-        return tgt + self.dropout1(self.self_attn(x, x, x, feat_hw=feat_hw))
-
-    def attend_memory(self, tgt: Tensor, memory: Tensor, memory_pos: Tensor, feat_hw: tuple[int, int],
-                      num_k_exclude_rope: int = 0, memory_bias: Tensor | None = None) -> Tensor:
-        """The second half of :meth:`forward`: cross-attention to the memory and the feed-forward network."""
+        tgt = tgt + self.dropout1(self.self_attn(x, x, x, feat_hw=feat_hw))
         x = self.norm2(tgt)
         x = self.cross_attn_image(x, memory + memory_pos, memory, feat_hw=feat_hw,
                                   num_k_exclude_rope=num_k_exclude_rope, key_bias=memory_bias)
@@ -125,23 +116,8 @@ class MemoryAttention(nn.Module):
         Tensor
             ``[B, H*W, C]`` conditioned tokens.
         """
-        return self.attend(self.frame_tokens(curr, curr_pos, feat_hw), memory, memory_pos, feat_hw,
-                           num_obj_ptr_tokens, memory_bias)
-
-    def frame_tokens(self, curr: Tensor, curr_pos: Tensor, feat_hw: tuple[int, int]) -> Tensor:
-        """The part of :meth:`forward` that does not depend on the memory: the input position encoding and the
-        first layer's self-attention. A slice decoded in both directions (or by several passes) needs it once."""
         out = curr + 0.1 * curr_pos if self.pos_enc_at_input else curr
-        return self.layers[0].attend_self(out, feat_hw) if len(self.layers) else out
-
-    def attend(self, tokens: Tensor, memory: Tensor, memory_pos: Tensor, feat_hw: tuple[int, int],
-               num_obj_ptr_tokens: int = 0, memory_bias: Tensor | None = None) -> Tensor:
-        """The rest of :meth:`forward`, from :meth:`frame_tokens`: ``forward(c, p, ...) == attend(frame_tokens(c, p),
-        ...)`` operation for operation."""
-        if not len(self.layers):
-            return self.norm(tokens)
-        out = self.layers[0].attend_memory(tokens, memory, memory_pos, feat_hw, num_obj_ptr_tokens, memory_bias)
-        for layer in self.layers[1:]:
+        for layer in self.layers:
             out = layer(out, memory, memory_pos, feat_hw, num_k_exclude_rope=num_obj_ptr_tokens,
                         memory_bias=memory_bias)
         return self.norm(out)
