@@ -210,6 +210,10 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
                          b0=b0, progress=progress)
     engine = _engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision,
                      say=progress or _silent)
+    if location:  # the location stage's template and atlas load while the engine runs
+        from infarctsam.location import prefetch
+
+        prefetch.start()
     prob = predict_case(engine, prepared, progress)
     return finish_case(prepared, engine, prob, save_probability=save_probability, qc=qc, location=location,
                        provenance=provenance, dicom_reference=dicom_reference, progress=progress)

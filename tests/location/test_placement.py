@@ -98,3 +98,17 @@ def test_brain_overlap_samples_the_template_at_every_scan_voxel_centre():
     expected = 2 * (brain & mapped).sum() / (brain.sum() + mapped.sum())
     assert 0.05 < expected < 0.95  # partly inside, partly outside the template's grid
     assert brain_overlap(brain, affine, to_mni, tpl_brain, tpl_affine) == pytest.approx(expected, abs=1e-12)
+
+
+def test_prefetch_loads_the_template_and_atlas_once_in_the_background():
+    from infarctsam.location import prefetch
+    from infarctsam.location.atlas import load_atlas
+    from infarctsam.location.template import registration_template
+
+    prefetch.start()
+    first = prefetch._thread
+    prefetch.start()  # once per process
+    assert prefetch._thread is first and first is not None
+    prefetch.wait()
+    assert not first.is_alive()
+    assert registration_template.cache_info().currsize == 1 and load_atlas.cache_info().currsize == 1
