@@ -90,7 +90,7 @@ def stage_label(name: str) -> str:
     """Readable name of a stage boundary reported by the API."""
     if name.startswith("reading"):
         return "read DWI + ADC"
-    if name.startswith("fusing"):
+    if name.startswith(("fusing", "preparing the fusion")):
         return "fusion with the DWI/ADC contrast"
     if name.startswith("post-processing"):
         return "post-processing (threshold, lesions, inverse resampling, checks)"

@@ -177,3 +177,24 @@ def test_depth_on_the_brain_box_equals_the_whole_array_transform():
     for brain in (blob, edge, np.zeros(shape, bool)):
         whole = ndi.distance_transform_edt(brain, sampling=spacing) if brain.any() else np.zeros(shape)
         np.testing.assert_array_equal(depth_mm(brain, spacing)[brain], whole[brain])
+
+
+@pytest.mark.parametrize("with_adc", [True, False])
+def test_fused_logit_prepared_before_the_network_equals_the_logistic_model_of_all_features(with_adc):
+    """The engine prepares the fusion from the images alone (linear in the network's logit) and fuses the network's
+    probability later; it must be the logistic model of every feature, ``sam_x_adc_low`` included."""
+    c = shine_through_case(seed=2)
+    rng = np.random.default_rng(1)
+    head = FusionHead(with_adc=rng.normal(size=len(FEATURES_WITH_ADC) + 1),
+                      dwi_only=rng.normal(size=len(FEATURES_DWI_ONLY) + 1))
+    adc = c.adc if with_adc else None
+    prob = np.clip(rng.random(c.brain.shape), 1e-6, 1 - 1e-6).astype(np.float32)
+    feats = fusion_features(prob, c.dwi, c.brain, c.spacing, adc)
+    w = head.coefficients(with_adc)
+    expected = 1 / (1 + np.exp(-(feats @ w[:-1] + w[-1])))
+    fused = head.linear_in_network(c.dwi, c.brain, c.spacing, adc).fuse(prob)
+    np.testing.assert_allclose(fused[c.brain], expected, rtol=1e-5, atol=1e-7)
+    assert not fused[~c.brain].any()
+    select = head.linear_in_network(c.dwi, c.brain, c.spacing, adc).slices_reaching(0.5)(prob)
+    assert select.shape == (c.brain.shape[2],)
+    np.testing.assert_array_equal(select, (fused >= 0.5).any(axis=(0, 1)))

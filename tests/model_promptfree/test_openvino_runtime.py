@@ -80,6 +80,39 @@ def test_compiled_decoding_equals_pytorch_with_partial_and_full_memories(net, tr
     assert expected.max() > 0.05
 
 
+def test_slice_selection_narrows_the_memory_passes_alike_in_both_runtimes(net, trained_like_model, cache):
+    """A selection of slices (the engine's fusion test) changes which slices get memory passes, the same way in the
+    compiled and the PyTorch decoding; selecting none leaves every slice's single-slice result."""
+    from infarctsam.runtime.openvino_parts import decode_compiled
+    from infarctsam.runtime.openvino_sam import OpenVinoSam
+    from infarctsam.runtime.predictor import decode_single
+
+    torch.manual_seed(2)
+    images = torch.rand(11, 3, 32, 32)
+    compiled = OpenVinoSam(trained_like_model, "fp32", threads=1, cache_dir=cache, key=net.key)
+    embed = compiled.parts.encode(images.numpy(), batch=4)
+    keep = np.zeros(11, bool)
+    keep[1] = True
+    seen = []
+
+    def select(probs):
+        seen.append(probs.shape)
+        return keep
+
+    with torch.no_grad():
+        features = trained_like_model.encode(images)
+        single, scores = decode_single(trained_like_model, features)
+        expected = decode_volume(trained_like_model, features, True, False, None, select).numpy()
+        unselected = decode_volume(trained_like_model, features, True, False).numpy()
+        nothing = decode_volume(trained_like_model, features, True, False, None, lambda p: np.zeros(len(p), bool))
+    assert (scores > 0).sum() >= 9  # the tiny network's scores mark most slices: the selection is what narrows
+    got = decode_compiled(compiled.parts, compiled.constants, embed, images.numpy(), True, False, None, select)
+    assert seen == [(11, 32, 32), (11, 32, 32)]
+    assert np.abs(expected - got).max() < 1e-5
+    assert np.abs(expected - unselected).max() > 1e-3  # the memory passes run over other slices
+    torch.testing.assert_close(nothing, single)
+
+
 def test_bf16_is_close_to_fp32(net, cache):
     pre = _case()
     fp32 = _predictor(net, "openvino", cache, "fp32").predict(pre)

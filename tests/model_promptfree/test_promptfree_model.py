@@ -194,6 +194,19 @@ def test_lesion_segments_widen_and_merge():
     assert lesion_segments(np.zeros(5, bool), 3) == []
 
 
+def test_memory_segments_keep_only_selected_slices_with_a_score():
+    from infarctsam.runtime.slices import memory_segments
+
+    scores = np.full(20, -1.0)
+    scores[[5, 6, 9, 17]] = 2.0
+    probs = np.zeros((20, 4, 4), np.float32)
+    probs[[5, 17], 0, 0] = 0.9
+    assert memory_segments(probs, scores, 2) == [(3, 12), (15, 20)]
+    select = lambda p: p.max(axis=(1, 2)) > 0.5  # noqa: E731
+    assert memory_segments(probs, scores, 2, select) == [(3, 8), (15, 20)]
+    assert memory_segments(probs, scores, 2, lambda p: np.zeros(len(p), bool)) == []
+
+
 def test_memory_scope_all_covers_the_stack(tiny_model):
     from infarctsam.runtime.predictor import decode_both_directions, decode_volume
 

@@ -107,6 +107,32 @@ def fusion_features(prob: np.ndarray, dwi: np.ndarray, brain: np.ndarray, spacin
 
 
 @dataclass(frozen=True)
+class FusedLogit:
+    """The fusion head's logit at each brain voxel as ``slope * sam_logit + offset`` (float64 arrays in the order of
+    ``brain``'s voxels), from :meth:`FusionHead.linear_in_network`."""
+
+    brain: np.ndarray
+    slope: np.ndarray
+    offset: np.ndarray
+
+    def fuse(self, prob: np.ndarray) -> np.ndarray:
+        """Fused lesion probability on the canonical grid (0 outside the brain) of the network's ``prob``."""
+        out = np.zeros(prob.shape, dtype=np.float32)
+        if self.slope.size:
+            z = self.slope * _logit(prob[self.brain]) + self.offset
+            out[self.brain] = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        return out
+
+    def slices_reaching(self, level: float):
+        """``select(prob) -> bool per axial slice``: the slices where the fusion of ``prob`` reaches ``level``
+        somewhere (for :meth:`~infarctsam.runtime.predictor.VolumePredictor.predict`'s ``select_volume``)."""
+        def select(prob: np.ndarray) -> np.ndarray:
+            return (self.fuse(prob) >= level).any(axis=(0, 1))
+
+        return select
+
+
+@dataclass(frozen=True)
 class FusionHead:
     """Coefficients of the two logistic models (last entry of each: the intercept).
 
@@ -134,14 +160,22 @@ class FusionHead:
                 adc: np.ndarray | None, maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Fused lesion probability on the canonical grid (0 outside the brain); arguments as
         :func:`fusion_features`."""
-        out = np.zeros(prob.shape, dtype=np.float32)
-        if not brain.any():
-            return out
-        feats = fusion_features(prob, dwi, brain, spacing, adc, maps)
+        return self.linear_in_network(dwi, brain, spacing, adc, maps).fuse(prob)
+
+    def linear_in_network(self, dwi: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
+                          adc: np.ndarray | None, maps: tuple[np.ndarray, np.ndarray] | None = None) -> FusedLogit:
+        """The fused logit of every brain voxel as a linear function of the network's logit, computed from the images
+        alone, before the network runs: the features other than ``sam_logit`` do not depend on it, and
+        ``sam_x_adc_low`` is ``sam_logit`` times one of them. Arguments as :func:`fusion_features`."""
         w = self.coefficients(adc is not None)
-        z = feats @ w[:-1] + w[-1]
-        out[brain] = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
-        return out
+        if not brain.any():
+            return FusedLogit(brain, np.zeros(0), np.zeros(0))
+        feats = fusion_features(np.full(brain.shape, 0.5, np.float32), dwi, brain, spacing, adc, maps)  # logit 0
+        offset = feats @ w[:-1] + w[-1]
+        slope = np.full(len(feats), w[0])
+        if adc is not None:
+            slope = slope + w[FEATURES_WITH_ADC.index("sam_x_adc_low")] * feats[:, FEATURES_WITH_ADC.index("adc_low")]
+        return FusedLogit(brain, slope, offset)
 
     def to_tensors(self) -> dict[str, np.ndarray]:
         """The arrays stored in a weights file under ``TENSOR_KEYS``."""

@@ -350,9 +350,11 @@ def _pass(parts: OpenVinoParts, consts: MemoryConstants, embed: np.ndarray, imag
 
 
 def decode_compiled(parts: OpenVinoParts, consts: MemoryConstants, embed: np.ndarray, images: np.ndarray,
-                    bidirectional: bool = True, full: bool = False, progress: Progress | None = None) -> np.ndarray:
-    """Probabilities ``(n, S, S)`` of a slice stack, decoded as :func:`~infarctsam.runtime.predictor.decode_volume`."""
-    from infarctsam.runtime.slices import lesion_segments
+                    bidirectional: bool = True, full: bool = False, progress: Progress | None = None,
+                    select: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Probabilities ``(n, S, S)`` of a slice stack, decoded as :func:`~infarctsam.runtime.predictor.decode_volume`
+    (``select``: :func:`~infarctsam.runtime.slices.memory_segments`)."""
+    from infarctsam.runtime.slices import memory_margin, memory_segments
 
     say = progress or (lambda *_: None)
     say("decoding slices one by one", 0, 0)
@@ -361,7 +363,7 @@ def decode_compiled(parts: OpenVinoParts, consts: MemoryConstants, embed: np.nda
               for i in range(0, n, batch)]
     probs = _sigmoid(np.concatenate([p[0] for p in pieces])[:, 0])
     scores = np.concatenate([p[1] for p in pieces])[:, 0]
-    segments = [(0, n)] if full else lesion_segments(scores > 0, max(1, consts.num_maskmem))
+    segments = [(0, n)] if full else memory_segments(probs, scores, memory_margin(consts.num_maskmem), select)
     say("decoding slices with memory", 0, 0)
     done, total = 0, sum(b - a for a, b in segments)
     for a, b in segments:
@@ -410,18 +412,23 @@ class CompiledPredictor:
 
         return model_input_slices(case, self.config.image_size)
 
-    def predict_stack(self, images: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-        """Probabilities ``(n, S, S)`` of consecutive model input slices."""
+    def predict_stack(self, images: np.ndarray, progress: Progress | None = None,
+                      select: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Probabilities ``(n, S, S)`` of consecutive model input slices (``select``: as
+        :func:`~infarctsam.runtime.slices.memory_segments`)."""
         images = np.ascontiguousarray(images, dtype=np.float32)
         embed = self.parts.encode(images, self.batch_size, progress)
         return decode_compiled(self.parts, self.constants, embed, images, self.config.bidirectional,
-                               self.config.memory_scope == "all", progress)
+                               self.config.memory_scope == "all", progress, select)
 
-    def predict(self, case, progress: Progress | None = None) -> np.ndarray:
-        """Lesion probability on the canonical grid of ``case`` (float32 in [0, 1])."""
-        from infarctsam.runtime.slices import stack_to_volume
+    def predict(self, case, progress: Progress | None = None,
+                select_volume: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Lesion probability on the canonical grid of ``case`` (float32 in [0, 1]); ``select_volume``: as
+        :meth:`infarctsam.runtime.predictor.VolumePredictor.predict`."""
+        from infarctsam.runtime.slices import stack_select, stack_to_volume
 
         images, grid, zs = self.slice_images(case)
         if zs.size == 0:
             return np.zeros(case.dwi.shape, dtype=np.float32)
-        return stack_to_volume(self.predict_stack(images, progress), grid, zs, case.dwi.shape)
+        select = None if select_volume is None else stack_select(select_volume, grid, zs, case.dwi.shape)
+        return stack_to_volume(self.predict_stack(images, progress, select), grid, zs, case.dwi.shape)

@@ -21,7 +21,14 @@ import numpy as np
 from infarctsam.model.config import ModelConfig
 from infarctsam.preprocess.pipeline import Preprocessed
 from infarctsam.preprocess.slices import SliceGrid
-from infarctsam.runtime.slices import lesion_segments, model_input_slices, stack_to_volume
+from infarctsam.runtime.slices import (
+    SliceSelect,
+    memory_margin,
+    memory_segments,
+    model_input_slices,
+    stack_select,
+    stack_to_volume,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -128,26 +135,35 @@ class VolumePredictor:
         """Model input slices ``(n, 3, S, S)`` of the brain slices, the grid, and the slice indices used."""
         return model_input_slices(case, self.config.image_size)
 
-    def predict(self, case: Preprocessed, progress: Progress | None = None) -> np.ndarray:
+    def predict(self, case: Preprocessed, progress: Progress | None = None,
+                select_volume: SliceSelect | None = None) -> np.ndarray:
         """Lesion probability on the canonical grid of ``case`` (float32 in [0, 1]); ``progress(stage, done, total)``
-        is told of each batch of slices encoded and of the decoding."""
+        is told of each batch of slices encoded and of the decoding.
+
+        ``select_volume(prob) -> bool per axial slice``, given the single-slice probabilities on the canonical grid,
+        narrows the slices around which the memory passes run to those it keeps (the engine's fusion head keeps the
+        slices where the fused probability could reach a lesion; :func:`~infarctsam.runtime.slices.memory_segments`).
+        """
         if self._compiled is not None:
-            return self._compiled.predict(case, progress)
+            return self._compiled.predict(case, progress, select_volume)
         images, grid, zs = self.slice_images(case)
         if zs.size == 0:
             return np.zeros(case.dwi.shape, dtype=np.float32)
-        return stack_to_volume(self.predict_stack(images, progress), grid, zs, case.dwi.shape)
+        select = None if select_volume is None else stack_select(select_volume, grid, zs, case.dwi.shape)
+        return stack_to_volume(self.predict_stack(images, progress, select), grid, zs, case.dwi.shape)
 
-    def predict_stack(self, images: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-        """Probabilities ``(n, S, S)`` for a stack of consecutive model input slices ``(n, 3, S, S)``."""
+    def predict_stack(self, images: np.ndarray, progress: Progress | None = None,
+                      select: SliceSelect | None = None) -> np.ndarray:
+        """Probabilities ``(n, S, S)`` for a stack of consecutive model input slices ``(n, 3, S, S)`` (``select``:
+        :func:`~infarctsam.runtime.slices.memory_segments`)."""
         import torch
 
         if self._compiled is not None:
-            return self._compiled.predict_stack(images, progress)
+            return self._compiled.predict_stack(images, progress, select)
         with torch.inference_mode():
             feats = self.encode(torch.from_numpy(np.ascontiguousarray(images)).to(self.device), progress)
             return decode_volume(self.model, feats, self.config.bidirectional, self.config.memory_scope == "all",
-                                 progress).cpu().numpy()
+                                 progress, select).cpu().numpy()
 
     def encode(self, images, progress: Progress | None = None):
         """Encode all slices in batches; returns one :class:`FrameFeatures` for the whole stack."""
@@ -196,21 +212,24 @@ def decode_single(model, feats, batch: int = 8):
     return torch.cat(probs), torch.cat(scores)
 
 
-def decode_volume(model, feats, bidirectional: bool = True, full: bool = False, progress: Progress | None = None):
+def decode_volume(model, feats, bidirectional: bool = True, full: bool = False, progress: Progress | None = None,
+                  select: SliceSelect | None = None):
     """Probabilities ``(n, S, S)`` of a slice stack.
 
     Every slice is first decoded on its own; its object score says whether it may hold lesion. The memory-
-    conditioned passes (both directions, averaged) then run over the runs of slices around those that may (or over
-    the whole stack when ``full``), which is where memory refines faint lesion edges; the other slices keep their
-    single-slice result (no lesion). ``progress`` hears ``("decoding slices one by one", 0, 0)``, then
+    conditioned passes (both directions, averaged) then run over the runs of slices around those that may and that
+    ``select`` keeps (:func:`~infarctsam.runtime.slices.memory_segments`; or over the whole stack when ``full``),
+    which is where memory refines faint lesion edges; the other slices keep their single-slice result.
+    ``progress`` hears ``("decoding slices one by one", 0, 0)``, then
     ``("decoding slices with memory", 0, 0)`` and, after each run of slices, how many of their slices are done.
     """
     say = progress or (lambda *_: None)
     say("decoding slices one by one", 0, 0)
     probs, scores = decode_single(model, feats)
     n = feats.batch_size
-    margin = max(1, model.sam.config.num_maskmem)
-    segments = [(0, n)] if full else lesion_segments(scores.cpu().numpy() > 0, margin)
+    margin = memory_margin(model.sam.config.num_maskmem)
+    host = probs.cpu().numpy() if select is not None else probs  # the single-slice stack, for select only
+    segments = [(0, n)] if full else memory_segments(host, scores.cpu().numpy(), margin, select)
     say("decoding slices with memory", 0, 0)
     done, total = 0, sum(b - a for a, b in segments)
     for a, b in segments:

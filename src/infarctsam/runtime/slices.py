@@ -7,6 +7,8 @@ Every runtime (:mod:`infarctsam.runtime.predictor` with PyTorch or ONNX Runtime,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from infarctsam.preprocess.pipeline import Preprocessed
@@ -53,3 +55,33 @@ def lesion_segments(present: np.ndarray, margin: int) -> list[tuple[int, int]]:
         else:
             segments.append([lo, hi])
     return [(a, b) for a, b in segments]
+
+
+SliceSelect = Callable[[np.ndarray], np.ndarray]
+
+
+def memory_margin(num_maskmem: int) -> int:
+    """Slices decoded with memory before (and after) a slice that may hold lesion: enough for the pass to reach it
+    with its spatial memory bank full (``num_maskmem - 1`` previous slices), at least one."""
+    return max(1, num_maskmem - 1)
+
+
+def memory_segments(probs: np.ndarray, scores: np.ndarray, margin: int, select: SliceSelect | None = None
+                    ) -> list[tuple[int, int]]:
+    """The runs of slices decoded with memory: slices whose single-slice object score says "lesion" and, with
+    ``select`` (``select(probs) -> bool per slice`` from the single-slice probabilities ``(n, S, S)``), that it
+    keeps, widened by ``margin`` slices and merged (:func:`lesion_segments`)."""
+    present = scores > 0
+    if select is not None:
+        present = present & np.asarray(select(probs), dtype=bool)
+    return lesion_segments(present, margin)
+
+
+def stack_select(select_volume: Callable[[np.ndarray], np.ndarray], grid: SliceGrid, zs: np.ndarray,
+                 shape: tuple[int, ...]) -> SliceSelect:
+    """A :data:`SliceSelect` on the model's slice stack from a test on the canonical grid: ``select_volume(prob)``
+    takes a probability volume of ``shape`` and says for each axial slice ``z`` whether it may hold lesion."""
+    def select(probs: np.ndarray) -> np.ndarray:
+        return np.asarray(select_volume(stack_to_volume(probs, grid, zs, shape)), dtype=bool)[zs]
+
+    return select
