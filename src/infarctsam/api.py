@@ -210,11 +210,7 @@ def segment(dwi: str | Path, output: str | Path, *, adc: str | Path | None = Non
                          b0=b0, progress=progress)
     engine = _engine(engine, weights=weights, device=device, cache_dir=cache_dir, precision=precision,
                      say=progress or _silent)
-    if location:  # the location stage's template and atlas load while the engine runs
-        from infarctsam.location import prefetch
-
-        prefetch.start()
-    prob = predict_case(engine, prepared, progress)
+    prob = predict_case(engine, prepared, progress, location=location)
     return finish_case(prepared, engine, prob, save_probability=save_probability, qc=qc, location=location,
                        provenance=provenance, dicom_reference=dicom_reference, progress=progress)
 
@@ -443,9 +439,17 @@ def read_case(
 
 
 def predict_case(engine: Engine, prepared: PreparedCase,
-                 progress: Callable[[str, int, int], None] | None = None) -> np.ndarray:
-    """The engine's lesion probability of a prepared case on its canonical grid (step 3 of :func:`segment`)."""
+                 progress: Callable[[str, int, int], None] | None = None, *, location: bool = False) -> np.ndarray:
+    """The engine's lesion probability of a prepared case on its canonical grid (step 3 of :func:`segment`).
+
+    ``location``: the case's location will be reported, so the location stage's registration template and atlas
+    start loading in a background thread while the engine runs (:mod:`infarctsam.location.prefetch`; once per
+    process)."""
     (progress or _silent)(f"segmenting (engine {engine.info.name})", 0, 0)
+    if location:
+        from infarctsam.location import prefetch
+
+        prefetch.start()
     t0 = time.perf_counter()
     try:
         return engine.predict(prepared.pre, progress=progress)

@@ -450,7 +450,7 @@ class CaseJob:
             return
         try:
             with self._timed():
-                self.prob = predict_case(self._engine, self.inputs)
+                self.prob = predict_case(self._engine, self.inputs, location=self.opts.location)
         except Exception as exc:
             self._fail(exc)
 
