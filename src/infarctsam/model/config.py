@@ -35,7 +35,8 @@ class ModelConfig(BaseModel):
         Decode the slice stack forward and backward and average the two.
     memory_scope : str
         ``lesion``: the memory passes run over the slices around those whose single-slice object score says
-        lesion (the others stay empty), ``all``: over the whole stack.
+        lesion and, with a fusion head, whose fused single-slice result reaches 0.2 (the others keep their
+        single-slice result), ``all``: over the whole stack.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

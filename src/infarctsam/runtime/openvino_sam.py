@@ -4,7 +4,7 @@ Three parts of :class:`~infarctsam.model.promptfree.PromptFreeSam` are exported 
 in the export cache, :mod:`infarctsam.runtime.export_cache`) and compiled by OpenVINO's CPU plugin for that static
 batch (faster than a dynamic one; short batches are padded with empty rows):
 
-* ``encoder``: TinyViT trunk + neck, ``images -> embedding`` (4 slices a batch);
+* ``encoder``: TinyViT trunk + neck, ``images -> embedding`` (a slice a call: as fast per slice as 4, no padding);
 * ``single``: a slice decoded on its own (no memory): high-resolution stem, mask decoder with the learned prompt
   tokens, object score and pointer (8 slices a batch);
 * ``step``: a memory-conditioned step (2 slices: the forward and backward passes together): memory attention over a
@@ -37,6 +37,7 @@ from infarctsam.model.sam2.memory_bank_assembly import assemble_memory
 from infarctsam.runtime.export_cache import export_onnx, resolve_cache, weights_key
 from infarctsam.runtime.openvino_parts import (
     GRAPHS_VERSION,
+    PARTS,
     PRECISIONS,
     MemoryConstants,
     OpenVinoParts,
@@ -212,7 +213,7 @@ class OpenVinoSam:
         self.constants = MemoryConstants(arrays)
         if cache is not None:
             self._store_constants(cache / f"ov-constants-{self.key}.npz", arrays)
-        for name, batch in (("encoder", 4), ("single", 8), ("step", 2)):  # the usual ones, now
+        for name, batch in PARTS:  # the usual ones, now
             self.parts.request(name, batch)
 
     @staticmethod

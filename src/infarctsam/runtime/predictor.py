@@ -40,7 +40,8 @@ class PredictorOptions:
     Attributes
     ----------
     batch_size : int
-        Slices per image-encoder batch.
+        Slices per image-encoder batch of the PyTorch and ONNX Runtime encoders (the OpenVINO one takes a slice a
+        call: :data:`~infarctsam.runtime.openvino_parts.ENCODER_BATCH`).
     device : str
         ``cpu`` or ``cuda``.
     bf16 : bool
@@ -101,7 +102,7 @@ class VolumePredictor:
 
             compiled = OpenVinoSam(self.model, self.options.precision, threads=torch.get_num_threads(),
                                    cache_dir=self.options.onnx_cache, key=self.options.cache_key)
-            self._compiled = CompiledPredictor(config, compiled.parts, compiled.constants, self.options.batch_size)
+            self._compiled = CompiledPredictor(config, compiled.parts, compiled.constants)
         elif self.runtime == "onnx":
             from infarctsam.runtime.onnx_trunk import OnnxTrunk
 
