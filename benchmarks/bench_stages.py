@@ -17,9 +17,9 @@ Run by hand (not part of the test suite)::
    load are part of the process and listed too.
 3. **FLOPs against the measured rate**: FLOPs of the encoder (per slice), the single-slice decoder (per slice) and
    the memory step (per pair of slices, full memory) counted by ``torch.utils.flop_counter`` (with the CPU
-   attention kernel counted: :func:`cpu_attention_flops`), times the rows each stage ran (the encoder and the
-   single-slice decoder run whole static batches of 4 and 8 slices, padding included; a memory step decodes one
-   slice of each direction), divided by its seconds; beside the machine's dense matrix-product rate measured here
+   attention kernel counted: :func:`cpu_attention_flops`), times the rows each stage ran (the single-slice decoder
+   runs whole static batches of 8 slices, padding included, OpenVINO's encoder a slice a call; a memory step decodes
+   one slice of each direction), divided by its seconds; beside the machine's dense matrix-product rate measured here
    in float32 and bfloat16 (``torch.mm`` 2048x2048). A stage far below that rate is bound by memory traffic or
    overheads.
 """
@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 
 from bench_segment import LAUNCHER  # the sibling benchmark's launcher: wall time and the child's own peak RSS
+
+from infarctsam.runtime.openvino_parts import ENCODER_BATCH
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "isles22-sub-strokecase0009" / "sub-strokecase0009_ses-0001"
@@ -227,7 +229,8 @@ def markdown(rows: list[dict], runs: list[dict], flops: dict[str, float], rates:
         precision = r["engine_config"].get("precision", "fp32")
         n = r["counts"].get("encoding slices", 0)
         steps = r["counts"].get("decoding slices with memory", 0)
-        rows = {"image encoder": -(-n // 4) * 4, "decoder, single slices": -(-n // 8) * 8}  # whole static batches
+        enc = ENCODER_BATCH if r["engine_config"].get("runtime") == "openvino" else 4
+        rows = {"image encoder": -(-n // enc) * enc, "decoder, single slices": -(-n // 8) * 8}  # whole batches
         work = {"image encoder": flops["encoder per slice"] * rows["image encoder"],
                 "decoder, single slices": flops["single decoder per slice"] * rows["decoder, single slices"],
                 "decoder, memory passes": flops["memory step per pair"] * steps}
