@@ -119,3 +119,27 @@ def test_config_round_trip_and_validation():
         TinyViTConfig(depths=(2, 2, 6))
     with pytest.raises(ValueError, match="not divisible"):
         TinyViTConfig(num_heads=(2, 3, 5, 10))
+
+
+@pytest.mark.parametrize("hw", [(7, 7), (9, 12), (32, 32)])
+def test_window_attention_projects_the_padding_once_and_equals_zero_padding(hw):
+    """The block's window attention pads the projected map with the projection of a zero token; that must be the
+    reference's: zero-pad the map, attend in every window, crop."""
+    import torch.nn.functional as F
+
+    from infarctsam.model.tinyvit import TinyViTBlock
+
+    torch.manual_seed(5)
+    block = TinyViTBlock(dim=20, num_heads=2, window=7, mlp_ratio=2.0, local_conv=3, drop_path=0.0).eval()
+    with torch.no_grad():
+        block.attn.norm.bias.normal_()  # a zero token's projection is then not the qkv bias alone
+        block.attn.attention_biases.normal_()
+        x = torch.randn(2, *hw, 20)
+        h, w = hw
+        pad_h, pad_w = (-h) % 7, (-w) % 7
+        padded = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        nh, nw = (h + pad_h) // 7, (w + pad_w) // 7
+        windows = padded.reshape(2, nh, 7, nw, 7, 20).transpose(2, 3).reshape(2 * nh * nw, 49, 20)
+        reference = block.attn(windows).view(2, nh, nw, 7, 7, 20).transpose(2, 3).reshape(2, nh * 7, nw * 7, 20)
+        got = block._windowed_attention(x)
+    torch.testing.assert_close(got, reference[:, :h, :w], atol=1e-5, rtol=1e-5)

@@ -233,15 +233,23 @@ class WindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attend within each window; ``x`` is ``(B_windows, N, C)``."""
-        b, n, _ = x.shape
-        # the projection is laid out head by head: [q_h0 k_h0 v_h0 q_h1 k_h1 v_h1 ...]
-        qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, 3, self.head_dim).permute(3, 0, 2, 1, 4)
-        q, k, v = qkv.unbind(0)
+        return self.proj(self.attend(self.project(x)))
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Queries, keys and values of tokens ``(..., C)``: ``(..., 3C)``, laid out head by head
+        (``[q_h0 k_h0 v_h0 q_h1 k_h1 v_h1 ...]``)."""
+        return self.qkv(self.norm(x))
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """Attention of windows of projected tokens ``(B_windows, N, 3C)``, before the output projection:
+        ``(B_windows, N, C)``."""
+        b, n, _ = qkv.shape
+        q, k, v = qkv.view(b, n, self.num_heads, 3, self.head_dim).permute(3, 0, 2, 1, 4).unbind(0)
         # Windows hold at most window**2 tokens, so the (windows, heads, N, N) scores are small; the explicit form
         # is as fast as fused attention on the CPU and matches the reference implementation's rounding closely.
         scores = (q @ k.transpose(-2, -1)) * self.scale + self.attention_biases[:, self.bias_index]
         out = scores.softmax(dim=-1) @ v
-        return self.proj(out.transpose(1, 2).reshape(b, n, -1))
+        return out.transpose(1, 2).reshape(b, n, -1)
 
 
 class Mlp(nn.Module):
@@ -269,17 +277,24 @@ class TinyViTBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def _windowed_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Window attention over a map zero-padded to whole windows (the reference implementation's padding).
+
+        The padded tokens are zeros, so their normalised projection is one vector (the projection of the
+        LayerNorm's bias): it is computed once and the map's queries, keys and values are padded with it, and the
+        output projection runs on the map's own tokens only. The result is the reference's (the padded tokens still
+        take part in their windows' attention) for fewer FLOPs: about 7% of the encoder at 128 px."""
         b, h, w, c = x.shape
         ws = self.window
         pad_h, pad_w = (-h) % ws, (-w) % ws
+        qkv = self.attn.project(x)
         if pad_h or pad_w:
-            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+            fill = self.attn.project(x.new_zeros(1, 1, 1, c))
+            qkv = torch.cat([qkv, fill.expand(b, h, pad_w, 3 * c)], dim=2)
+            qkv = torch.cat([qkv, fill.expand(b, pad_h, w + pad_w, 3 * c)], dim=1)
         nh, nw = (h + pad_h) // ws, (w + pad_w) // ws
-        windows = x.reshape(b, nh, ws, nw, ws, c).transpose(2, 3).reshape(b * nh * nw, ws * ws, c)
-        out = self.attn(windows).view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, nh * ws, nw * ws, c)
-        if pad_h or pad_w:
-            out = out[:, :h, :w]
-        return out
+        windows = qkv.reshape(b, nh, ws, nw, ws, 3 * c).transpose(2, 3).reshape(b * nh * nw, ws * ws, 3 * c)
+        out = self.attn.attend(windows).view(b, nh, nw, ws, ws, c).transpose(2, 3).reshape(b, nh * ws, nw * ws, c)
+        return self.attn.proj(out[:, :h, :w] if pad_h or pad_w else out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self._windowed_attention(x))
