@@ -73,7 +73,7 @@ def case_location(pre: Preprocessed, mask_c: np.ndarray, qc_path: Path, *, enabl
     from infarctsam.location.register import register_to_mni
     from infarctsam.location.report import location_report
 
-    prefetch.wait()  # the template and atlas, if a background thread is loading them (api.segment starts one)
+    prefetch.wait()  # the template and atlas, if a background thread is loading them (api.predict_case starts one)
     reg = register_to_mni(pre.dwi, pre.brain, pre.affine)
     atlas = load_atlas()
     report = location_report(mask_c > 0, pre.affine, reg, atlas)

@@ -1,8 +1,9 @@
 """What the location stage loads once per process, loaded in a background thread while the network runs.
 
 The registration template (built from nilearn's 1 mm MNI152 files: gzip decompression and block means, mostly
-outside the GIL), the territory atlas and SimpleITK take 0.3-0.8 s the first time; :func:`start` begins loading them
-when a case is read, and :func:`wait` (called by :func:`~infarctsam.location.case.case_location` before it registers)
+outside the GIL), the territory atlas and SimpleITK take 0.3-0.8 s the first time; :func:`start` (called by
+:func:`~infarctsam.api.predict_case` when the case's location will be reported) begins loading them as the engine
+starts, and :func:`wait` (called by :func:`~infarctsam.location.case.case_location` before it registers)
 joins the thread, so the first case of a process no longer waits for them in its location stage. Later cases find
 them cached. A failure in the thread is not reported there: the location stage loads again and reports it.
 """
